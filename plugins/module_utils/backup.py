@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Orchestration of one backup run: lock, stream each artifact to every repository, commit.
+
+A backup exists only once its manifest is stored; the manifest is written after every artifact
+was committed and its size confirmed, and it is read back. A failed run deletes what it wrote
+(best effort; without a manifest leftovers are never mistaken for a backup) and always leaves
+an outcome record that monitoring reads.
+"""
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import json
+import os
+from typing import BinaryIO, Iterator, Sequence
+
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
+    IntegrityError,
+    LifelineError,
+    RepositoryError,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.locking import Lock
+from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
+    MANIFEST_NAME,
+    Artifact,
+    Manifest,
+    backup_prefix,
+    isotime,
+    new_backup_id,
+    utcnow,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.crypto import new_encryptor
+from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, aad_for, store_stream
+from ansible_collections.lifeline.dr.plugins.module_utils.repository import Repository
+
+
+class Source(abc.ABC):
+    """One artifact's data as a stream; ``open()`` raises SourceError if the producer failed."""
+
+    name: str = ""
+    kind: str = ""
+    meta: dict
+
+    @abc.abstractmethod
+    def open(self) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+
+class Component(abc.ABC):
+    """What a component (postgres, redis, files, ...) gives the orchestration."""
+
+    name: str = ""
+    kind: str = "full"
+
+    def __init__(self) -> None:
+        self.tools: dict = {}
+        self.facts: dict = {}
+        self.consistent_at: str | None = None
+
+    @abc.abstractmethod
+    def prepare(self) -> None:
+        """Connect and gather what the backup needs; fail early with SourceError."""
+
+    @abc.abstractmethod
+    def plan(self) -> list:
+        """What a run would back up (check mode reports it)."""
+
+    @abc.abstractmethod
+    def artifacts(self) -> Iterator[Source]: ...
+
+    def close(self) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: str                       # ok | partial | failed | planned
+    manifest: Manifest | None = None
+    stored_in: list = dataclasses.field(default_factory=list)
+    failed: dict = dataclasses.field(default_factory=dict)   # repository name -> cause
+    plan: list = dataclasses.field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "backup_id": self.manifest.backup_id if self.manifest else None,
+                "stored_in": self.stored_in, "failed_repositories": self.failed,
+                "plan": self.plan, "message": self.message}
+
+
+def write_status(state_dir: str, name: str, record: dict) -> None:
+    """Atomically record a run's outcome (0600) for monitoring and the next run."""
+    path = os.path.join(state_dir, "status", name + ".json")
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class _Run:
+    """The state of one run across repositories."""
+
+    def __init__(self, repositories: Sequence[Repository]) -> None:
+        self.live = list(repositories)
+        self.failed: dict = {}
+
+    def drop(self, repo: Repository, exc: LifelineError) -> None:
+        self.failed[repo.name] = str(exc)
+        self.live = [r for r in self.live if r is not repo]
+        if not self.live:
+            raise RepositoryError("no repository could store the backup: " +
+                                  "; ".join("%s: %s" % kv for kv in self.failed.items()))
+
+
+def _store_artifact(run: _Run, prefix: str, backup_id: str, src: Source, codec: Codec) -> Artifact:
+    name = src.name + codec.suffix
+    repos, writers = [], []
+    for repo in list(run.live):
+        try:
+            writers.append(repo.open_writer(prefix + name))
+            repos.append(repo)
+        except LifelineError as exc:
+            run.drop(repo, exc)
+    try:
+        with src.open() as stream:
+            result = store_stream(stream, writers, codec, aad=aad_for(backup_id, name))
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    for index, exc in result.failed.items():
+        run.drop(repos[index], exc)
+    for index, (repo, writer) in enumerate(zip(repos, writers)):
+        if index in result.failed:
+            continue
+        try:
+            size = writer.commit()
+            if size != result.size:
+                raise IntegrityError("%s: stored %s is %d bytes, expected %d"
+                                     % (repo.describe(), name, size, result.size))
+        except LifelineError as exc:
+            run.drop(repo, exc)
+    return Artifact(name=name, kind=src.kind, size=result.size, sha256=result.sha256,
+                    plain_size=result.plain_size, meta=dict(src.meta))
+
+
+def _commit_manifest(run: _Run, manifest: Manifest) -> None:
+    raw = manifest.to_json()
+    for repo in list(run.live):
+        key = manifest.prefix + MANIFEST_NAME
+        try:
+            repo.put_bytes(key, raw)
+            if repo.get_bytes(key) != raw:
+                raise IntegrityError("%s: manifest read back differs from what was written" % repo.describe())
+        except LifelineError as exc:
+            run.drop(repo, exc)
+
+
+def _discard(repositories: Sequence[Repository], prefix: str) -> None:
+    for repo in repositories:
+        try:
+            for key in list(repo.list(prefix)):
+                repo.delete(key)
+        except LifelineError:
+            pass  # no manifest was written, so leftovers are never taken for a backup
+
+
+def run_backup(component: Component, repositories: Sequence[Repository], codec: Codec, *,
+               site: str, host: str, state_dir: str, lock_wait: float = 0.0,
+               check_mode: bool = False) -> Outcome:
+    """Back up ``component`` into every repository; return the outcome (raises on failure)."""
+    backup_prefix(site, host, component.name)  # validates names before anything runs
+    new_encryptor(codec.encryption, recipients=codec.recipients, aes_key=codec.aes_key)  # keys present?
+    status_name = "%s-%s-%s" % (site, host, component.name)
+    outcome = Outcome(status="failed")
+    started = utcnow()
+    try:
+        with Lock(os.path.join(state_dir, "locks"), status_name, wait=lock_wait):
+            run = _Run(repositories)
+            for repo in list(run.live):
+                try:
+                    repo.check()
+                except LifelineError as exc:
+                    run.drop(repo, exc)
+            component.prepare()
+            if check_mode:
+                outcome.status, outcome.plan = "planned", component.plan()
+                outcome.stored_in = [r.name for r in run.live]
+                outcome.failed = dict(run.failed)
+                return outcome
+            backup_id = new_backup_id(started)
+            prefix = backup_prefix(site, host, component.name, backup_id)
+            try:
+                artifacts = [_store_artifact(run, prefix, backup_id, src, codec)
+                             for src in component.artifacts()]
+                manifest = Manifest(
+                    backup_id=backup_id, site=site, host=host, component=component.name,
+                    kind=component.kind, started=isotime(started), finished=isotime(utcnow()),
+                    consistent_at=component.consistent_at or isotime(started),
+                    compression=codec.compression.value, encryption=codec.encryption.value,
+                    key_id=codec.key_id(), artifacts=artifacts, tools=component.tools,
+                    facts=component.facts)
+                _commit_manifest(run, manifest)
+            except BaseException:
+                _discard(repositories, prefix)
+                raise
+            # A repository that failed mid-run holds an incomplete copy: clear it out.
+            _discard([r for r in repositories if r.name in run.failed], prefix)
+            outcome.manifest = manifest
+            outcome.stored_in = [r.name for r in run.live]
+            outcome.failed = dict(run.failed)
+            outcome.status = "partial" if run.failed else "ok"
+            if run.failed:
+                outcome.message = ("backup %s stored in %s only; failed: %s" % (
+                    backup_id, ", ".join(outcome.stored_in),
+                    "; ".join("%s: %s" % kv for kv in run.failed.items())))
+            return outcome
+    except LifelineError as exc:
+        outcome.message = str(exc)
+        raise
+    finally:
+        component.close()
+        if not check_mode:
+            write_status(state_dir, status_name, {
+                "status": outcome.status, "message": outcome.message, "started": isotime(started),
+                "finished": isotime(utcnow()),
+                "backup_id": outcome.manifest.backup_id if outcome.manifest else None})

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn the shared parameters (module options or the host CLI's config file) into engine objects.
+
+Plain Python, no Ansible: the modules and the host-side CLI build their repositories, codec and
+connections here, so both read settings the same way.
+"""
+from __future__ import annotations
+
+import socket
+
+from ansible_collections.lifeline.dr.plugins.module_utils.compress import Compression
+from ansible_collections.lifeline.dr.plugins.module_utils.crypto import Encryption
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
+from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.repository import Repository, open_repository
+
+DEFAULT_STATE_DIR = "/var/lib/lifeline"
+
+
+def repositories(params: dict) -> list[Repository]:
+    specs = params.get("repositories") or []
+    if not specs:
+        raise ConfigError("no repositories configured (lifeline_repositories is empty)")
+    repos, names = [], set()
+    for index, spec in enumerate(specs):
+        spec = {k: v for k, v in spec.items() if v is not None}
+        if isinstance(spec.get("s3"), dict):
+            spec["s3"] = {k: v for k, v in spec["s3"].items() if v is not None}
+        spec.setdefault("name", "repo%d" % index)
+        if spec["name"] in names:
+            raise ConfigError("two repositories are named %r; names must be unique" % spec["name"])
+        names.add(spec["name"])
+        repos.append(open_repository(spec))
+    return repos
+
+
+def codec(params: dict) -> Codec:
+    identity = params.get("identity") or ""
+    return Codec(
+        compression=Compression(params.get("compression") or "zstd"),
+        level=params.get("compression_level"),
+        threads=int(params.get("compression_threads") if params.get("compression_threads") is not None else 2),
+        encryption=Encryption(params.get("encryption") or "age"),
+        recipients=list(params.get("recipients") or []),
+        identities=[line.strip() for line in identity.splitlines()
+                    if line.strip() and not line.strip().startswith("#")],
+        aes_key=params.get("aes_key") or None,
+    )
+
+
+def pg_connection(params: dict) -> PgConnection:
+    return PgConnection(
+        host=params.get("login_host") or "localhost",
+        port=int(params.get("port") or 5432),
+        user=params.get("login_user") or "postgres",
+        password=params.get("login_password") or None,
+        maintenance_db=params.get("maintenance_db") or "postgres",
+        sslmode=params.get("ssl_mode") or None,
+        bin_dir=params.get("bin_dir") or None,
+    )
+
+
+def host_name(params: dict) -> str:
+    return params.get("host") or socket.gethostname().split(".")[0]
+
+
+def state_dir(params: dict) -> str:
+    return params.get("state_dir") or DEFAULT_STATE_DIR

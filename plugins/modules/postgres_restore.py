@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: postgres_restore
+short_description: Restore PostgreSQL databases and globals from a Lifeline backup, verified before swap
+version_added: 0.1.0
+description:
+  - Picks a backup of O(host) (the source) by O(point), restores the roles (existing roles are
+    updated, not an error) and every selected database.
+  - Each database is restored into a temporary database with parallel C(pg_restore), its row
+    counts are compared with the manifest, and only then is it swapped in under its real name.
+    A failure at any step before the swap leaves the existing database untouched.
+  - An existing database that holds data is only replaced with O(replace=true). An existing
+    empty database (such as the C(postgres) database of a fresh server) is replaced without it.
+  - Each artifact is read from the first repository that holds an intact copy; a missing or
+    corrupt copy falls back to the next repository.
+  - The decrypted archive is staged in a 0700 directory under O(staging_dir) because parallel
+    C(pg_restore) needs a seekable file; it is removed when the database is restored or the run fails.
+author: Lifeline contributors
+extends_documentation_fragment:
+  - lifeline.dr.repository
+  - lifeline.dr.repository.encryption
+  - lifeline.dr.repository.postgres
+options:
+  point:
+    description:
+      - Which backup. C(latest), a backup id, or an ISO-8601 time meaning the newest backup whose
+        data is consistent at or before that time.
+    type: str
+    default: latest
+  databases:
+    description: Databases to restore. Empty means every database in the backup.
+    type: list
+    elements: str
+    default: []
+  globals:
+    description: Restore roles and memberships first.
+    type: bool
+    default: true
+  replace:
+    description: Replace databases that already exist and hold data (after the restored copy verified).
+    type: bool
+    default: false
+  keep_replaced:
+    description: Keep a replaced database renamed as C(lifeline_replaced_<hex>) instead of dropping it.
+    type: bool
+    default: false
+  safety_backup:
+    description:
+      - Before replacing a database that holds data, back it up into O(repositories) under
+        O(safety_backup_host). Needs O(recipients) (or O(aes_key)).
+    type: bool
+    default: false
+  safety_backup_host:
+    description: Host name the safety backup is stored under. Defaults to this machine's short host name.
+    type: str
+  jobs:
+    description: Parallel C(pg_restore) jobs.
+    type: int
+    default: 2
+  staging_dir:
+    description: Directory for the staged archive; needs free space for the largest database's dump.
+    type: path
+    default: /var/lib/lifeline/staging
+attributes:
+  check_mode:
+    description: Resolves the backup and reports which databases would be created or replaced; changes nothing.
+    support: full
+  diff_mode:
+    support: none
+seealso:
+  - module: lifeline.dr.postgres_backup
+  - module: lifeline.dr.backup_info
+"""
+
+EXAMPLES = r"""
+- name: Restore everything from db1's newest backup onto this host
+  lifeline.dr.postgres_restore:
+    site: prod
+    host: db1
+    repositories: "{{ lifeline_repositories }}"
+    identity: "{{ vault_lifeline_identity }}"
+    login_password: "{{ vault_postgres_password }}"
+
+- name: Restore shop as it was at 02:00, replacing the current copy after it verified
+  lifeline.dr.postgres_restore:
+    host: db1
+    repositories: "{{ lifeline_repositories }}"
+    identity: "{{ vault_lifeline_identity }}"
+    point: "2026-11-23T02:00:00Z"
+    databases: [shop]
+    replace: true
+    safety_backup: true
+    recipients: "{{ lifeline_recipients }}"
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup restored (or that would be, in check mode).
+  returned: success
+  type: str
+  sample: 20261123T020000Z-4f2a
+plan:
+  description: What the restore does per database (C(create), C(replace), C(replace-empty)) and whether globals are applied.
+  returned: success
+  type: dict
+  sample: {globals: true, databases: {shop: create}}
+databases:
+  description: Restored databases with the action taken and what was verified.
+  returned: success and not check mode
+  type: list
+  elements: dict
+  sample: [{name: shop, action: create, tables: 2, rows: 22000, large_objects: 1}]
+phases:
+  description: Seconds spent per phase (plan, globals, fetch, pg_restore, verify, swap).
+  returned: success and not check mode
+  type: dict
+  sample: {fetch: 1.2, pg_restore: 3.4, verify: 0.3, swap: 0.1}
+total_seconds:
+  description: Duration of the restore (the RTO of this step).
+  returned: success and not check mode
+  type: float
+  sample: 5.3
+restore_point_age_seconds:
+  description: Seconds between the moment the restored data represents and now (the RPO if the source was lost now).
+  returned: success and not check mode
+  type: int
+  sample: 3600
+consistent_at:
+  description: The moment the restored data represents.
+  returned: success
+  type: str
+  sample: "2026-11-23T02:00:04Z"
+served_by:
+  description: Repositories the artifacts were read from.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: [local]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lifeline.dr.plugins.module_utils import config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
+from ansible_collections.lifeline.dr.plugins.module_utils.module import (
+    encryption_spec,
+    merge,
+    postgres_spec,
+    repository_spec,
+    run,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres_restore import (
+    PostgresRestore,
+    RestoreOptions,
+)
+
+
+def restore(module: AnsibleModule) -> dict:
+    p = module.params
+    repos = config.repositories(p)
+    codec = config.codec(p)
+    conn = config.pg_connection(p)
+    entry = Catalog(repos).select(site=p["site"], host=config.host_name(p), component="postgres",
+                                  point=p["point"])
+    job = PostgresRestore(entry, codec, conn, RestoreOptions(
+        databases=p["databases"] or None, include_globals=p["globals"], replace=p["replace"],
+        jobs=p["jobs"], staging_dir=p["staging_dir"], keep_replaced=p["keep_replaced"]))
+    if module.check_mode:
+        plan = job.plan()
+        return {"changed": bool(plan["databases"]) or plan["globals"], "plan": plan,
+                "backup_id": entry.manifest.backup_id, "consistent_at": entry.manifest.consistent_at}
+
+    def safety_backup(names: list) -> None:
+        run_backup(PostgresComponent(conn, databases=names, include_globals=False), repos, codec,
+                   site=p["site"], host=p["safety_backup_host"] or config.host_name({}),
+                   state_dir=config.state_dir(p))
+
+    report = job.run(before_replace=safety_backup if p["safety_backup"] else None)
+    report["changed"] = True
+    return report
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=merge(repository_spec(), encryption_spec(), postgres_spec(), dict(
+            point=dict(type="str", default="latest"),
+            databases=dict(type="list", elements="str", default=[]),
+            globals=dict(type="bool", default=True),
+            replace=dict(type="bool", default=False),
+            keep_replaced=dict(type="bool", default=False),
+            safety_backup=dict(type="bool", default=False),
+            safety_backup_host=dict(type="str"),
+            jobs=dict(type="int", default=2),
+            staging_dir=dict(type="path", default="/var/lib/lifeline/staging"),
+        )),
+        supports_check_mode=True,
+    )
+    run(module, lambda: restore(module), changed=False)
+
+
+if __name__ == "__main__":
+    main()
