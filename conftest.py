@@ -1,13 +1,8 @@
-"""Make this checkout importable as ansible_collections.lifeline.dr (tests import the engine
-exactly as Ansible and the host CLI do)."""
+"""Tests import the engine exactly as Ansible and the host CLI do: as ansible_collections.lifeline.dr."""
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(ROOT, ".state", "collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "lifeline", "dr")
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "lib"))
+from collection import ensure_importable  # noqa: E402  pylint: disable=wrong-import-position
+
+ensure_importable()

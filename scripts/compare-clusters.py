@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Compare pg_dumpall of the local demo's source and restored servers; exit 1 if they differ."""
 from __future__ import annotations
 

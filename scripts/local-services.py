@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start or stop the embedded local default: a source PostgreSQL with sample data, an empty
 target PostgreSQL, and moto_server as S3, all on free loopback ports under .state/local.
 
@@ -15,11 +14,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-sys.path.insert(0, ROOT)
-import conftest  # noqa: E402,F401  (makes ansible_collections.lifeline.dr importable)
+from collection import ensure_importable  # noqa: E402
 from services import Moto, Postgres  # noqa: E402
 
-from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
+ensure_importable()
+
+from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402  pylint: disable=wrong-import-position
 
 STATE = os.environ.get("LIFELINE_LOCAL_STATE") or os.path.join(ROOT, ".state", "local")
 SERVICES = os.path.join(STATE, "services.json")
@@ -32,26 +32,34 @@ def start() -> None:
     os.makedirs(STATE, mode=0o755, exist_ok=True)
     for sub in ("repo", "state", "pg-source", "pg-target", "etc"):
         subprocess.run(["rm", "-rf", os.path.join(STATE, sub)], check=True)
-    source = Postgres(os.path.join(STATE, "pg-source")).start()
-    target = Postgres(os.path.join(STATE, "pg-target")).start()
-    moto = Moto()
-    moto.start()
-    moto.create_bucket(BUCKET)
-    env = dict(os.environ, PGPASSWORD=source.password)
-    subprocess.run(["psql", "-X", "-q", "-h", source.host, "-p", str(source.port), "-U", source.user,
-                    "-f", os.path.join(ROOT, "tests", "data", "sample_data.sql")],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
-    identity, recipient = crypto.generate_age_identity()
-    fd = os.open(os.path.join(STATE, "identity.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(identity + "\n")
-    info = {"source_port": source.port, "target_port": target.port, "postgres_password": source.password,
-            "s3_endpoint": moto.endpoint, "bucket": BUCKET, "moto_pid": moto.proc.pid,
-            "recipient": recipient, "source_dir": source.dir, "target_dir": target.dir}
-    moto.proc = None  # keep it running after this script exits; stop() ends it
-    fd = os.open(SERVICES, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh, indent=2)
+    started = []  # stopped again if anything below fails, so a failed start leaves nothing running
+    try:
+        source = Postgres(os.path.join(STATE, "pg-source"))
+        started.append(source.start())
+        target = Postgres(os.path.join(STATE, "pg-target"))
+        started.append(target.start())
+        moto = Moto()
+        started.append(moto.start())
+        moto.create_bucket(BUCKET)
+        env = dict(os.environ, PGPASSWORD=source.password)
+        subprocess.run(["psql", "-X", "-q", "-h", source.host, "-p", str(source.port), "-U", source.user,
+                        "-f", os.path.join(ROOT, "tests", "data", "sample_data.sql")],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        identity, recipient = crypto.generate_age_identity()
+        fd = os.open(os.path.join(STATE, "identity.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(identity + "\n")
+        info = {"source_port": source.port, "target_port": target.port, "postgres_password": source.password,
+                "s3_endpoint": moto.endpoint, "bucket": BUCKET, "moto_pid": moto.proc.pid,
+                "recipient": recipient, "source_dir": source.dir, "target_dir": target.dir}
+        fd = os.open(SERVICES, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info, fh, indent=2)
+        moto.proc = None  # keep it running after this script exits; stop() ends it
+    except BaseException:
+        for service in reversed(started):
+            service.stop()
+        raise
     print("local services: source PostgreSQL :%d, target PostgreSQL :%d, S3 %s"
           % (source.port, target.port, moto.endpoint))
 

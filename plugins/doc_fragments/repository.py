@@ -27,22 +27,63 @@ options:
         description: An S3 bucket and prefix, on AWS or any S3-compatible endpoint.
         type: dict
         suboptions:
-          bucket: {description: Bucket name., type: str, required: true}
-          prefix: {description: Key prefix inside the bucket., type: str, default: ''}
-          endpoint_url: {description: Endpoint for S3-compatible stores (MinIO, Ceph, Garage). Leave unset for AWS., type: str}
-          region: {description: Region of the bucket. Defaults to C(us-east-1)., type: str}
-          access_key: {description: Access key id. Unset means the host's default credential chain., type: str}
-          secret_key: {description: Secret access key., type: str}
-          session_token: {description: Session token for temporary credentials., type: str}
-          addressing_style: {description: C(path) for stores that need path-style URLs., type: str, default: auto, choices: [auto, path, virtual]}
-          verify_tls: {description: Verify the endpoint's TLS certificate. Only turn off for test endpoints., type: bool, default: true}
-          ca_bundle: {description: CA bundle to verify a private endpoint's certificate., type: path}
-          storage_class: {description: Storage class for data objects (for example C(STANDARD_IA))., type: str}
-          server_side_encryption: {description: Server-side encryption to request (C(AES256) or C(aws:kms)); data is encrypted client-side regardless., type: str}
-          part_size_mb: {description: Multipart part size in MiB (fixed for every part; R2 needs equal parts). Bounds memory to about three parts., type: int, default: 16}
-          connect_timeout: {description: Seconds to wait for a connection before retrying., type: int, default: 10}
-          read_timeout: {description: Seconds to wait for a response before retrying, so an unreachable endpoint fails instead of hanging., type: int, default: 60}
-          max_attempts: {description: Attempts per request, with backoff., type: int, default: 5}
+          bucket:
+            description: Bucket name.
+            type: str
+            required: true
+          prefix:
+            description: Key prefix inside the bucket.
+            type: str
+            default: ''
+          endpoint_url:
+            description: Endpoint for S3-compatible stores (MinIO, Ceph, Garage). Leave unset for AWS.
+            type: str
+          region:
+            description: Region of the bucket. Defaults to C(us-east-1).
+            type: str
+          access_key:
+            description: Access key id. Unset means the host's default credential chain.
+            type: str
+          secret_key:
+            description: Secret access key.
+            type: str
+          session_token:
+            description: Session token for temporary credentials.
+            type: str
+          addressing_style:
+            description: C(path) for stores that need path-style URLs.
+            type: str
+            default: auto
+            choices: [auto, path, virtual]
+          verify_tls:
+            description: Verify the endpoint's TLS certificate. Only turn off for test endpoints.
+            type: bool
+            default: true
+          ca_bundle:
+            description: CA bundle to verify a private endpoint's certificate.
+            type: path
+          storage_class:
+            description: Storage class for data objects (for example C(STANDARD_IA)).
+            type: str
+          server_side_encryption:
+            description: Server-side encryption to request (C(AES256) or C(aws:kms)); data is encrypted client-side regardless.
+            type: str
+          part_size_mb:
+            description: Multipart part size in MiB (fixed for every part; R2 needs equal parts). Bounds memory to about three parts.
+            type: int
+            default: 16
+          connect_timeout:
+            description: Seconds to wait for a connection before retrying.
+            type: int
+            default: 10
+          read_timeout:
+            description: Seconds to wait for a response before retrying, so an unreachable endpoint fails instead of hanging.
+            type: int
+            default: 60
+          max_attempts:
+            description: Attempts per request, with backoff.
+            type: int
+            default: 5
   site:
     description: Site (environment) name; the first level of the repository layout. Keeps sites sharing a bucket apart.
     type: str

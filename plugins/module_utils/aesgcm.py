@@ -23,10 +23,17 @@ from __future__ import annotations
 
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+# Imported for its names only if present: a host without python3-cryptography can still
+# use encryption none, and Ansible can read the modules' argument specs; crypto.py raises
+# DependencyError when a cipher is actually asked for.
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
@@ -190,7 +197,6 @@ class AesGcmDecryptor:
         self._ad = self._aad + header
 
     def _try(self, record: bytes, last: bool) -> bytes | None:
-        assert self._aead is not None
         try:
             return self._aead.decrypt(_nonce(self._counter, last), record, self._ad)
         except InvalidTag:

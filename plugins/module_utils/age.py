@@ -30,17 +30,24 @@ import hmac
 import os
 from typing import Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+# Imported for its names only if present: a host without python3-cryptography can still
+# use encryption none, and Ansible can read the modules' argument specs; crypto.py raises
+# DependencyError when a cipher is actually asked for.
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
@@ -508,7 +515,6 @@ class AgeDecryptor:
             "the recipients it needs; supply an identity for one of them" % (len(x25519), tried))
 
     def _open(self, chunk: bytes, last: bool) -> bytes:
-        assert self._aead is not None
         try:
             out = self._aead.decrypt(_nonce(self._counter, last), chunk, None)
         except InvalidTag:
@@ -548,7 +554,6 @@ class AgeDecryptor:
 
     def _trailing(self, chunk: bytes) -> int:
         """How many junk bytes follow a short final chunk, if a few do (error path only)."""
-        assert self._aead is not None
         for extra in range(1, min(_TRAILING_PROBE, len(chunk) - TAG) + 1):
             try:
                 self._aead.decrypt(_nonce(self._counter, True), chunk[:-extra], None)

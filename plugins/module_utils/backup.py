@@ -177,8 +177,23 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
     status_name = "%s-%s-%s" % (site, host, component.name)
     outcome = Outcome(status="failed")
     started = utcnow()
+    locked = False
     try:
+        if check_mode:
+            # Nothing is written in check mode: no lock file, no repository directories.
+            run = _Run(repositories)
+            for repo in list(run.live):
+                try:
+                    repo.check(create=False)
+                except LifelineError as exc:
+                    run.drop(repo, exc)
+            component.prepare()
+            outcome.status, outcome.plan = "planned", component.plan()
+            outcome.stored_in = [r.name for r in run.live]
+            outcome.failed = dict(run.failed)
+            return outcome
         with Lock(os.path.join(state_dir, "locks"), status_name, wait=lock_wait):
+            locked = True
             run = _Run(repositories)
             for repo in list(run.live):
                 try:
@@ -186,11 +201,6 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                 except LifelineError as exc:
                     run.drop(repo, exc)
             component.prepare()
-            if check_mode:
-                outcome.status, outcome.plan = "planned", component.plan()
-                outcome.stored_in = [r.name for r in run.live]
-                outcome.failed = dict(run.failed)
-                return outcome
             backup_id = new_backup_id(started)
             prefix = backup_prefix(site, host, component.name, backup_id)
             try:
@@ -221,9 +231,13 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
     except LifelineError as exc:
         outcome.message = str(exc)
         raise
+    except BaseException as exc:
+        outcome.message = "%s: %s" % (type(exc).__name__, exc)
+        raise
     finally:
         component.close()
-        if not check_mode:
+        # A run the lock refused did not run: it must not overwrite the running one's record.
+        if locked:
             write_status(state_dir, status_name, {
                 "status": outcome.status, "message": outcome.message, "started": isotime(started),
                 "finished": isotime(utcnow()),

@@ -63,13 +63,24 @@ class Catalog:
                 backup_id = key[len(prefix):-len(MANIFEST_NAME) - 1]
                 if not is_backup_id(backup_id):
                     continue
-                if backup_id in found:
-                    found[backup_id].repositories.append(repo)
-                    continue
+                # Every copy is read: a repository is listed only if its own manifest is intact.
+                where = "%s in %s" % (key, repo.describe())
                 try:
-                    manifest = Manifest.from_json(repo.get_bytes(key), "%s in %s" % (key, repo.describe()))
+                    manifest = Manifest.from_json(repo.get_bytes(key), where)
                 except (IntegrityError, RepositoryError) as exc:
                     self.warnings.append(str(exc))
+                    continue
+                says = (manifest.site, manifest.host, manifest.component, manifest.backup_id)
+                if says != (site, host, component, backup_id):
+                    self.warnings.append("%s describes backup %s of %s; it does not belong here, ignored"
+                                         % (where, manifest.backup_id, "/".join(says[:3])))
+                    continue
+                if backup_id in found:
+                    if manifest != found[backup_id].manifest:
+                        self.warnings.append("%s differs from the copy in %s; ignored" % (
+                            where, found[backup_id].repositories[0].describe()))
+                        continue
+                    found[backup_id].repositories.append(repo)
                     continue
                 found[backup_id] = Entry(manifest, [repo])
         if failures and len(failures) == len(self.repositories):

@@ -44,6 +44,10 @@ def load_config(path: str) -> dict:
     return params
 
 
+def _emit(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeline", description="Lifeline backups on this host")
     parser.add_argument("--config", help="JSON config (default: %(default)s)")
@@ -70,15 +74,15 @@ def run(args, params: dict) -> int:
                                       scope=Scope(args.scope), include_globals=True)
         outcome = run_backup(component, repos, config.codec(params), site=site, host=host,
                              state_dir=config.state_dir(params))
-        print(json.dumps(outcome.to_dict(), indent=2))
+        _emit(outcome.to_dict())
         return 0 if outcome.status == "ok" else 1
     if args.command == "list":
         entries = Catalog(repos).entries(site=site, host=host, component=args.component)
-        print(json.dumps([e.summary() for e in entries], indent=2))
+        _emit([e.summary() for e in entries])
         return 0
     entry = Catalog(repos).select(site=site, host=host, component=args.component, point=args.point)
     report = verify_backup(entry, config.codec(params), check_for=check_for(config.pg_connection(params), entry.manifest))
-    print(json.dumps(report, indent=2))
+    _emit(report)
     return 0 if report["ok"] else 6
 
 
@@ -87,5 +91,5 @@ def main(argv=None, default_config: str = "/etc/lifeline/lifeline.json") -> int:
     try:
         return run(args, load_config(args.config or default_config))
     except LifelineError as exc:
-        print("lifeline: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+        sys.stderr.write("lifeline: %s: %s\n" % (type(exc).__name__, exc))
         return exc.exit_code

@@ -39,6 +39,10 @@ def repositories(params: dict) -> list[Repository]:
 
 def codec(params: dict) -> Codec:
     identity = params.get("identity") or ""
+    for key, enum_type in (("compression", Compression), ("encryption", Encryption)):
+        value = params.get(key)
+        if value and value not in {e.value for e in enum_type}:
+            raise ConfigError("%s must be one of %s, got %r" % (key, ", ".join(e.value for e in enum_type), value))
     return Codec(
         compression=Compression(params.get("compression") or "zstd"),
         level=params.get("compression_level"),

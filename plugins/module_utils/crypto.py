@@ -16,7 +16,7 @@ import string
 from typing import Protocol, Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils import age, aesgcm
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, DependencyError
 
 
 class Encryption(str, enum.Enum):
@@ -87,11 +87,19 @@ def _aes_key(aes_key: str | None) -> bytes:
     return validate_aes_key(aes_key)
 
 
+def _require() -> None:
+    if not (age.HAS_CRYPTOGRAPHY and aesgcm.HAS_CRYPTOGRAPHY):
+        raise DependencyError("encryption needs the Python library 'cryptography' "
+                              "(Debian: python3-cryptography)")
+
+
 def new_encryptor(scheme: Encryption, *, recipients: Sequence[str] = (),
                   aes_key: str | None = None, aad: bytes = b"") -> StreamTransform:
     """A transform that encrypts for ``scheme``. ``aad`` binds AES-GCM artifacts to their backup
     and name; age has no associated data, so it is ignored there."""
     scheme = _scheme(scheme)
+    if scheme is not Encryption.NONE:
+        _require()
     if scheme is Encryption.AGE:
         return age.AgeEncryptor(_recipients(recipients))
     if scheme is Encryption.AES_GCM:
@@ -104,16 +112,18 @@ def new_decryptor(scheme: Encryption, *, identities: Sequence[str] = (),
     """A transform that decrypts ``scheme``; each identity may be one AGE-SECRET-KEY-1... or a
     whole identity file's content."""
     scheme = _scheme(scheme)
+    if scheme is not Encryption.NONE:
+        _require()
     if scheme is Encryption.AGE:
         if isinstance(identities, str):
             identities = [identities]
         try:
             found = age.parse_identities(identities)
         except ConfigError as exc:
-            raise ConfigError("lifeline_identities: %s" % exc) from None
+            raise ConfigError("lifeline_identity: %s" % exc) from None
         if not found:
             raise ConfigError("age decryption needs at least one identity "
-                              "(lifeline_identities: AGE-SECRET-KEY-1...)")
+                              "(lifeline_identity: AGE-SECRET-KEY-1...)")
         return age.AgeDecryptor(identities)
     if scheme is Encryption.AES_GCM:
         return aesgcm.AesGcmDecryptor(_aes_key(aes_key), aad=aad)
@@ -134,11 +144,13 @@ def key_id(scheme: Encryption, *, recipients: Sequence[str] = (),
 
 def generate_age_identity() -> tuple[str, str]:
     """(identity ``AGE-SECRET-KEY-1...``, recipient ``age1...``)."""
+    _require()
     return age.generate_identity()
 
 
 def age_recipient(identity: str) -> str:
     """The ``age1...`` recipient of one identity (or an identity file holding exactly one)."""
+    _require()
     found = age.parse_identities([identity])
     if len(found) != 1:
         raise ConfigError("expected exactly one age identity (AGE-SECRET-KEY-1...), found %d"

@@ -161,7 +161,7 @@ def fetch_artifact(manifest: Manifest, art: Artifact, repositories: Sequence, co
     Returns the name of the repository that served it.
     """
     codec = codec.for_manifest(manifest)
-    errors = []
+    errors, causes = [], []
     for repo in repositories:
         try:
             _fetch_one(repo, manifest.prefix + art.name, art, codec,
@@ -169,9 +169,11 @@ def fetch_artifact(manifest: Manifest, art: Artifact, repositories: Sequence, co
             return repo.name
         except (IntegrityError, RepositoryError) as exc:
             errors.append(exc)
+            # Cipher errors do not know where the bytes came from: say which copy failed.
+            causes.append(str(exc) if repo.describe() in str(exc) else "%s: %s" % (repo.describe(), exc))
             sink.reset()
     if errors and all(isinstance(e, DecryptionError) for e in errors):
-        raise DecryptionError("; ".join(str(e) for e in errors))
+        raise DecryptionError("; ".join(causes))
     kind = IntegrityError if any(isinstance(e, IntegrityError) for e in errors) else RepositoryError
     raise kind("no intact copy of %s in backup %s: %s"
-               % (art.name, manifest.backup_id, "; ".join(str(e) for e in errors) or "no repository"))
+               % (art.name, manifest.backup_id, "; ".join(causes) or "no repository"))

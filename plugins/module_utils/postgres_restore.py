@@ -10,7 +10,10 @@ the temporary copy and leaves the server as it was. Conflicts are found before a
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -37,6 +40,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
 # TOC entries that carry database-level properties (owner aside): restored after the swap.
 _DB_LEVEL_RE = re.compile(r"^\d+; \d+ \d+ (DATABASE PROPERTIES|(COMMENT|ACL|SECURITY LABEL) - DATABASE) ")
 _CREATE_ROLE_RE = re.compile(r"^CREATE ROLE (.+);$")
+_PASSWORD_RE = re.compile(r" PASSWORD '((?:[^']|'')*)'")
 _NON_EMPTY_SQL = """
 SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r','p','v','m','S','f')
@@ -90,10 +94,45 @@ class _Phases:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - start, 3)
 
 
-def idempotent_globals(text: str) -> str:
-    """Make pg_dumpall's globals re-runnable: roles that already exist are updated, not an error."""
+def quote_ident(name: str) -> str:
+    """An identifier as pg_dumpall writes it (quoted unless plain lower-case)."""
+    if re.match(r"^[a-z_][a-z0-9_$]*$", name):
+        return name
+    return '"%s"' % name.replace('"', '""')
+
+
+def password_matches(verifier: str, password: str, role: str) -> bool:
+    """Whether a stored PostgreSQL password verifier (SCRAM-SHA-256 or md5) accepts ``password``."""
+    if verifier.startswith("SCRAM-SHA-256$"):
+        try:
+            iterations, salt = verifier.split("$")[1].split(":")
+            stored_key = verifier.split("$")[2].split(":")[0]
+            salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+            client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+            return hmac.compare_digest(base64.b64encode(hashlib.sha256(client_key).digest()).decode(), stored_key)
+        except (ValueError, IndexError):
+            return False
+    if verifier.startswith("md5"):
+        return hmac.compare_digest(verifier, "md5" + hashlib.md5((password + role).encode()).hexdigest())  # nosec
+    return False
+
+
+def idempotent_globals(text: str, *, connecting_role: str | None = None,
+                       connecting_password: str | None = None) -> str:
+    """Make pg_dumpall's globals re-runnable: roles that already exist are updated, not an error.
+
+    The role the restore connects as keeps its password unless the backup's verifier accepts the
+    password we connect with (the same password, restored faithfully): replaying a different one
+    would lock this restore, and the target's operators, out of the server mid-way.
+    """
+    own = ("ALTER ROLE %s WITH " % quote_ident(connecting_role)) if connecting_role else None
     out = []
     for line in text.splitlines():
+        if own and line.startswith(own) and connecting_password:
+            found = _PASSWORD_RE.search(line)
+            if found and not password_matches(found.group(1).replace("''", "'"),
+                                              connecting_password, connecting_role):
+                line = _PASSWORD_RE.sub("", line)
         match = _CREATE_ROLE_RE.match(line)
         if match:
             line = ("DO $lifeline$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN "
@@ -134,9 +173,9 @@ class PostgresRestore:
         self.server_major = num // 10000
         source_major = int(self.manifest.tools.get("server_major", 0))
         if self.server_major < source_major:
-            raise RestoreError("the target runs PostgreSQL %d but backup %s comes from PostgreSQL %d; "
-                               "restore into %d or newer" % (self.server_major, self.manifest.backup_id,
-                                                              source_major, source_major))
+            raise RestoreError(
+                "the target runs PostgreSQL %d but backup %s comes from PostgreSQL %d; restore into "
+                "%d or newer" % (self.server_major, self.manifest.backup_id, source_major, source_major))
         with self.conn.cursor() as cur:
             existing = set(list_databases(cur))
         actions, conflicts = {}, []
@@ -167,14 +206,19 @@ class PostgresRestore:
         return next((a for a in self.manifest.artifacts if a.kind == "globals"), None)
 
     def _check_space(self, arts) -> None:
-        need = max([a.plain_size for a in arts] + [0]) + 64 * 1024 * 1024
+        # Every archive is staged before anything changes, so they must fit together.
+        need = sum(a.plain_size for a in arts) + 64 * 1024 * 1024
         free = shutil.disk_usage(self.opts.staging_dir).free
         if free < need:
-            raise RestoreError("not enough space to stage the archive in %s: %d MiB free, %d MiB needed; "
+            raise RestoreError("not enough space to stage the archives in %s: %d MiB free, %d MiB needed; "
                                "free space or set staging_dir" % (self.opts.staging_dir, free >> 20, need >> 20))
 
     # ---- the run ----
     def run(self, *, before_replace: Callable[[list], object] | None = None) -> dict:
+        """Stage every artifact (each read, hash-checked and decrypted) before changing anything;
+        then roles; then every database into a temporary copy, each verified; only when all
+        verified, swap them in. A damaged or undecryptable artifact thus changes nothing, and a
+        failed verification changes no database (roles may have been created or updated)."""
         started = time.monotonic()
         plan = self.phases.timed("plan", self.plan)
         arts = self.selected()
@@ -184,11 +228,36 @@ class PostgresRestore:
         replacing = [n for n, a in plan["databases"].items() if a == "replace"]
         if replacing and before_replace is not None:
             self.phases.timed("safety_backup", before_replace, replacing)
+        pg_restore = self.conn.tool("pg_restore", self.server_major)
         with tempfile.TemporaryDirectory(prefix="restore-", dir=self.opts.staging_dir) as stage:
+            globals_path = None
             if plan["globals"]:
-                self.phases.timed("globals", self._restore_globals, stage)
-            results = [self._restore_database(art, plan["databases"][art.meta["database"]], stage)
-                       for art in arts]
+                globals_path = os.path.join(stage, "globals.sql")
+                self.phases.timed("fetch", self._fetch, self._globals_artifact(), globals_path)
+            staged = []
+            for art in arts:
+                path = os.path.join(stage, art.name)
+                self.phases.timed("fetch", self._fetch, art, path)
+                staged.append((art, path, self._db_level_sql(pg_restore, path, stage, art.name)))
+            if globals_path:
+                self.phases.timed("globals", self._restore_globals, globals_path)
+            restored = []  # (art, temp database, counts, db-level script)
+            try:
+                for art, path, db_level in staged:
+                    temp, counts = self._restore_into_temp(pg_restore, art, path)
+                    restored.append((art, temp, counts, db_level))
+            except BaseException:
+                for _art, temp, _counts, _sql in restored:
+                    self._drop(temp, self._admin_db(_art.meta["database"]))
+                raise
+            results = []
+            for index, (art, temp, counts, db_level) in enumerate(restored):
+                try:
+                    results.append(self._swap_in(art, temp, counts, db_level, plan))
+                except BaseException:
+                    for later, temp_left, _counts, _sql in restored[index + 1:]:
+                        self._drop(temp_left, self._admin_db(later.meta["database"]))
+                    raise
         rpo = (utcnow() - parse_time(self.manifest.consistent_at)).total_seconds()
         return {"backup_id": self.manifest.backup_id, "host": self.manifest.host,
                 "site": self.manifest.site, "consistent_at": self.manifest.consistent_at,
@@ -204,27 +273,21 @@ class PostgresRestore:
         finally:
             sink.close()
 
-    def _restore_globals(self, stage: str) -> None:
-        art = self._globals_artifact()
-        raw = os.path.join(stage, "globals.sql")
-        self._fetch(art, raw)
-        with open(raw, encoding="utf-8") as fh:
-            text = idempotent_globals(fh.read())
-        fd = os.open(raw, os.O_WRONLY | os.O_TRUNC)
+    def _restore_globals(self, path: str) -> None:
+        with open(path, encoding="utf-8") as fh:
+            text = idempotent_globals(fh.read(), connecting_role=self.conn.user,
+                                      connecting_password=self.conn.password)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         psql = self.conn.tool("psql", self.server_major)
-        self.conn.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", raw], what="applying globals (roles)")
+        self.conn.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", path], what="applying globals (roles)")
 
     def _admin_db(self, *avoid: str) -> str:
         return "template1" if self.conn.maintenance_db in avoid else self.conn.maintenance_db
 
-    def _restore_database(self, art, action: str, stage: str) -> dict:
+    def _restore_into_temp(self, pg_restore: str, art, path: str):
         name = art.meta["database"]
-        path = os.path.join(stage, art.name)
-        self.phases.timed("fetch", self._fetch, art, path)
-        pg_restore = self.conn.tool("pg_restore", self.server_major)
-        db_level = self._db_level_sql(pg_restore, path, stage)
         temp = "lifeline_restore_" + secrets.token_hex(4)
         admin = self._admin_db(name)
         self._create_temp(temp, art.meta, admin)
@@ -238,6 +301,12 @@ class PostgresRestore:
             raise
         finally:
             os.unlink(path)
+        return temp, counts
+
+    def _swap_in(self, art, temp: str, counts: dict, db_level: str | None, plan: dict) -> dict:
+        name = art.meta["database"]
+        action = plan["databases"][name]
+        admin = self._admin_db(name)
         self.phases.timed("swap", self._swap, temp, name, action, admin)
         if db_level:
             psql = self.conn.tool("psql", self.server_major)
@@ -246,7 +315,7 @@ class PostgresRestore:
         return {"name": name, "action": action, "verified": True, "tables": len(counts["tables"]),
                 "rows": sum(counts["tables"].values()), "large_objects": counts.get("large_objects", 0)}
 
-    def _db_level_sql(self, pg_restore: str, path: str, stage: str) -> str | None:
+    def _db_level_sql(self, pg_restore: str, path: str, stage: str, tag: str) -> str | None:
         """Database comments, grants and settings, as pg_restore itself writes them for the real
         name; applied after the swap (pg_restore without --create skips them)."""
         # Database-level entries are only listed (and restored) with --create.
@@ -254,12 +323,12 @@ class PostgresRestore:
         entries = [line for line in toc.splitlines() if _DB_LEVEL_RE.match(line)]
         if not entries:
             return None
-        listing = os.path.join(stage, "db-level.list")
+        listing = os.path.join(stage, tag + ".db-level.list")
         with open(listing, "w", encoding="utf-8") as fh:
             fh.write("\n".join(entries) + "\n")
         text = self.conn.run([pg_restore, "--create", "-L", listing, "-f", "-", path],
                              what="extracting database-level settings")
-        script = os.path.join(stage, "db-level.sql")
+        script = os.path.join(stage, tag + ".db-level.sql")
         with open(script, "w", encoding="utf-8") as fh:
             # --create always emits CREATE DATABASE (the temporary copy already exists under the
             # real name by now) and \connect lines; the rest targets the real name.

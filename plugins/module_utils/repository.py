@@ -75,8 +75,9 @@ class Repository(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None: ...
 
-    def check(self) -> None:
-        """Fail early, with the cause, if the repository cannot be reached."""
+    def check(self, *, create: bool = True) -> None:
+        """Fail early, with the cause, if the repository cannot be reached (``create=False``:
+        change nothing, as check mode needs)."""
         for _key in self.list("lifeline-probe/"):
             break
 
@@ -230,7 +231,15 @@ class LocalRepository(Repository):
         except OSError as exc:
             raise self.error(exc, "deleting", key) from None
 
-    def check(self) -> None:
+    def check(self, *, create: bool = True) -> None:
+        if not create:
+            # The nearest existing ancestor must let us create the root later.
+            path = self.root
+            while not os.path.exists(path):
+                path = os.path.dirname(path)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise RepositoryError("%s: %s is not writable" % (self.describe(), path))
+            return
         self.makedirs(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise RepositoryError("%s: directory is not writable" % self.describe())

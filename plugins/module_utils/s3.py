@@ -179,8 +179,9 @@ class S3Repository(Repository):
                                             response_checksum_validation="when_required", **cfg)
         except TypeError:
             config = botocore.config.Config(**cfg)
-        session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                                         aws_session_token=session_token, region_name=region or "us-east-1")
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            aws_session_token=session_token, region_name=region or "us-east-1")
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config,
                                      verify=(ca_bundle or True) if verify_tls else False)
 
@@ -243,7 +244,8 @@ class S3Repository(Repository):
     def delete(self, key: str) -> None:
         self.call("deleting", key, self.client.delete_object, Bucket=self.bucket, Key=self.full_key(key))
 
-    def check(self) -> None:
+    def check(self, *, create: bool = True) -> None:
+        del create  # a bucket check writes nothing anyway
         try:
             self.call("checking bucket", self.bucket, self.client.head_bucket, Bucket=self.bucket)
         except NotFoundError:

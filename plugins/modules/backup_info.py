@@ -13,7 +13,8 @@ description:
     the manifest's own finish time (never by object modification time).
   - A backup held by several repositories is listed once with every repository that holds it.
   - With O(point), also selects one backup the way a restore would.
-author: Lifeline contributors
+author:
+  - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
   - lifeline.dr.repository
 options:
@@ -31,6 +32,7 @@ attributes:
     description: Read-only; runs the same in check mode.
     support: full
   diff_mode:
+    description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.postgres_backup

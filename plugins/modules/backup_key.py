@@ -16,7 +16,8 @@ description:
     AWX credential); hosts only ever get the public recipient.
   - With O(repositories), describes the backup chosen by O(point) instead, saying which key it needs
     and whether the O(identity) or O(aes_key) given can open it.
-author: Lifeline contributors
+author:
+  - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -47,6 +48,7 @@ attributes:
     description: Reports whether the key file would be created; writes nothing.
     support: full
   diff_mode:
+    description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.postgres_backup

@@ -14,7 +14,8 @@ description:
     decompresses it and checks its content (C(pg_restore --list) for database dumps).
   - Fails, naming each bad copy and the cause, if any copy does not verify.
   - Records the result next to the backup as C(verify/<time>.json); the manifest is never changed.
-author: Lifeline contributors
+author:
+  - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -37,6 +38,7 @@ attributes:
     description: Verifies, but does not store the result.
     support: full
   diff_mode:
+    description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.backup_info

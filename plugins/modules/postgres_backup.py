@@ -18,7 +18,8 @@ description:
     that fails leaves no manifest, so it is never mistaken for a backup.
   - A per host and component lock stops two runs at once; it is released by the kernel when a run
     dies, so a crashed run never blocks the next.
-author: Lifeline contributors
+author:
+  - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -53,6 +54,7 @@ attributes:
     description: Connects, checks the repositories and reports what would be backed up; writes nothing.
     support: full
   diff_mode:
+    description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.postgres_restore
@@ -166,7 +168,8 @@ def backup(module: AnsibleModule) -> dict:
                                   "database": a.meta.get("database")} for a in m.artifacts])
     if outcome.status == "partial":
         if p["require_all_repositories"]:
-            raise RepositoryError(outcome.message)
+            # Fail, but report what was stored: the complete copies are kept.
+            module.fail_json(msg=outcome.message, error=RepositoryError.__name__, **result)
         module.warn(outcome.message)
     return result
 

@@ -20,7 +20,8 @@ description:
     corrupt copy falls back to the next repository.
   - The decrypted archive is staged in a 0700 directory under O(staging_dir) because parallel
     C(pg_restore) needs a seekable file; it is removed when the database is restored or the run fails.
-author: Lifeline contributors
+author:
+  - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -71,6 +72,7 @@ attributes:
     description: Resolves the backup and reports which databases would be created or replaced; changes nothing.
     support: full
   diff_mode:
+    description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.postgres_backup

@@ -38,7 +38,7 @@ KAT_TWO_CHUNKS_SHA256 = "703985e5b7b48454d8185255a329f6aeafd9a85f97aaa360c5f978f
 CHUNK = aesgcm.CHUNK
 RECORD = 4 + aesgcm.MAX_RECORD
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536, CHUNK, (1 << 20) + 7, 3 * CHUNK]
-PIECES = [1, 7, 4093, 65536, CHUNK + 21, 100003, 3]
+PIECES = (1, 7, 4093, 65536, CHUNK + 21, 100003, 3)
 
 
 def feed(transform, data: bytes, pieces=PIECES) -> bytes:

@@ -39,7 +39,7 @@ KAT_CIPHERTEXT = bytes.fromhex(
     "29")
 
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536, (1 << 20) + 7]
-PIECES = [1, 7, 4093, 65536, 65537, 100003, 3]
+PIECES = (1, 7, 4093, 65536, 65537, 100003, 3)
 CHUNK = age.CHUNK
 
 needs_age_cli = pytest.mark.skipif(shutil.which("age") is None, reason="age CLI not installed")
@@ -166,7 +166,7 @@ def test_round_trip_with_several_recipients_and_identities():
 
 
 def test_decrypt_tries_every_identity():
-    other, _ = age.generate_identity()
+    other, _recipient = age.generate_identity()
     data = plaintext(10)
     assert decrypt(encrypt(data), identities=[other, KAT_IDENTITY]) == data
 

@@ -70,7 +70,7 @@ def test_none_passes_bytes_through_unchanged():
 @pytest.mark.parametrize("call, message", [
     (lambda: crypto.new_encryptor(Encryption.AGE),
      r"at least one recipient \(lifeline_recipients\)"),
-    (lambda: crypto.new_decryptor(Encryption.AGE), r"at least one identity \(lifeline_identities"),
+    (lambda: crypto.new_decryptor(Encryption.AGE), r"at least one identity \(lifeline_identity"),
     (lambda: crypto.new_encryptor(Encryption.AES_GCM), r"needs a key \(lifeline_aes_key"),
     (lambda: crypto.new_decryptor(Encryption.AES_GCM, aes_key=""),
      r"needs a key \(lifeline_aes_key"),
@@ -118,7 +118,7 @@ def test_decrypting_with_the_wrong_scheme_is_refused():
 
 def test_a_malformed_identity_names_the_setting_but_not_the_value():
     bad = KAT_IDENTITY[:-3] + "AAA"
-    with pytest.raises(ConfigError, match="lifeline_identities: age identity #2") as exc:
+    with pytest.raises(ConfigError, match="lifeline_identity: age identity #2") as exc:
         crypto.new_decryptor(Encryption.AGE, identities=[KAT_IDENTITY, bad])
     assert bad not in str(exc.value) and KAT_IDENTITY not in str(exc.value)
 
@@ -132,7 +132,7 @@ def test_identity_file_content_and_a_lone_string_are_accepted():
 # --- key ids ----------------------------------------------------------------------------------
 
 def test_key_id_for_age_is_the_sorted_public_recipients():
-    _, other = crypto.generate_age_identity()
+    _identity, other = crypto.generate_age_identity()
     ids = crypto.key_id(Encryption.AGE, recipients=[other, KAT_RECIPIENT, other])
     assert ids == sorted({other, KAT_RECIPIENT})
 

@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Streaming compressors: round trips in odd pieces, output stock tools read, and every kind of
+damage (truncation, corruption, trailing data) reported as IntegrityError."""
+from __future__ import annotations
+
+import gzip
+import random
+import shutil
+import subprocess
+
+import pytest
+import zstandard
+
+from ansible_collections.lifeline.dr.plugins.module_utils.compress import (
+    Compression,
+    new_compressor,
+    new_decompressor,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError
+
+PIECES = (1, 7, 4093, 65536, 100_003)
+# Half random, half text: compressible, and long enough for several zstd blocks.
+DATA = random.Random(1).randbytes(300_000) + b"INSERT INTO t VALUES (42, 'lifeline');\n" * 8000
+
+
+def feed(transform, data: bytes) -> bytes:
+    out, pos, i = [], 0, 0
+    while pos < len(data):
+        step = PIECES[i % len(PIECES)]
+        out.append(transform.update(data[pos:pos + step]))
+        pos += step
+        i += 1
+    out.append(transform.finalize())
+    return b"".join(out)
+
+
+def compress(kind, data: bytes, **kwargs) -> bytes:
+    return feed(new_compressor(kind, **kwargs), data)
+
+
+def decompress(kind, data: bytes) -> bytes:
+    return feed(new_decompressor(kind), data)
+
+
+@pytest.mark.parametrize("kind", list(Compression))
+@pytest.mark.parametrize("data", [b"", b"x", DATA], ids=["empty", "one-byte", "mixed-640k"])
+def test_round_trip_in_odd_pieces_gives_back_the_input(kind, data):
+    assert decompress(kind, compress(kind, data)) == data
+
+
+def test_zstd_with_worker_threads_round_trips():
+    packed = compress(Compression.ZSTD, DATA, threads=2)
+    assert decompress(Compression.ZSTD, packed) == DATA
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_zstd_hands_output_on_while_streaming_instead_of_holding_it(threads):
+    # What is held back is memory: with libzstd's default job size for worker threads, ~57 of
+    # 64 MiB came out only at finalize(). Bounded 1 MiB jobs hold back ~5-10 MiB (it depends on
+    # how far the worker threads got, hence the margin).
+    comp = new_compressor(Compression.ZSTD, threads=threads)
+    rng = random.Random(5)
+    handed_on = sum(len(comp.update(rng.randbytes(1024 * 1024))) for _chunk in range(64))
+    held_back = len(comp.finalize())
+    assert held_back < 24 * 1024 * 1024
+    assert handed_on + held_back > 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("kind", [Compression.ZSTD, Compression.GZIP])
+def test_compressible_data_gets_smaller(kind):
+    assert len(compress(kind, DATA)) < len(DATA) * 0.7
+
+
+def test_zstd_output_is_a_standard_frame_stock_zstd_reads():
+    packed = compress(Compression.ZSTD, DATA)
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(packed) == DATA
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="the zstd command is not installed")
+def test_zstd_output_with_worker_threads_is_read_by_the_zstd_command():
+    packed = compress(Compression.ZSTD, DATA, threads=2)
+    out = subprocess.run(["zstd", "-d", "-c"], input=packed, capture_output=True, check=True)
+    assert out.stdout == DATA
+
+
+def test_gzip_output_is_a_standard_member_stock_gzip_reads():
+    assert gzip.decompress(compress(Compression.GZIP, DATA)) == DATA
+
+
+def test_suffixes_name_the_format():
+    assert [c.suffix for c in Compression] == [".zst", ".gz", ""]
+
+
+# --- damage ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [Compression.ZSTD, Compression.GZIP])
+@pytest.mark.parametrize("keep", [0.0, 0.5, 0.99, -1], ids=["nothing", "half", "most", "all-but-one-byte"])
+def test_a_truncated_stream_is_an_integrity_error(kind, keep):
+    packed = compress(kind, DATA)
+    cut = len(packed) - 1 if keep == -1 else int(len(packed) * keep)
+    with pytest.raises(IntegrityError, match="truncated"):
+        decompress(kind, packed[:cut])
+
+
+@pytest.mark.parametrize("kind, where", [
+    (Compression.ZSTD, 0), (Compression.ZSTD, 4), (Compression.ZSTD, -6),
+    (Compression.GZIP, 0), (Compression.GZIP, 2), (Compression.GZIP, -6),
+], ids=["zstd-magic", "zstd-frame-header", "zstd-last-block",
+        "gzip-magic", "gzip-method", "gzip-crc32"])
+def test_a_corrupted_stream_is_an_integrity_error_not_a_library_exception(kind, where):
+    packed = bytearray(compress(kind, DATA))
+    packed[where] ^= 0xFF
+    with pytest.raises(IntegrityError):
+        decompress(kind, bytes(packed))
+
+
+@pytest.mark.parametrize("kind", [Compression.ZSTD, Compression.GZIP])
+def test_trailing_data_in_a_later_piece_is_an_integrity_error(kind):
+    dec = new_decompressor(kind)
+    assert dec.update(compress(kind, b"payload")) == b"payload"
+    with pytest.raises(IntegrityError, match="trailing data"):
+        dec.update(b"junk")
+
+
+@pytest.mark.parametrize("kind", [Compression.ZSTD, Compression.GZIP])
+def test_trailing_data_in_the_same_piece_as_the_end_is_an_integrity_error(kind):
+    dec = new_decompressor(kind)
+    with pytest.raises(IntegrityError, match="trailing data"):
+        dec.update(compress(kind, b"payload") + b"junk")
+        dec.finalize()
+
+
+@pytest.mark.parametrize("kind", list(Compression))
+def test_an_empty_piece_after_the_end_is_harmless(kind):
+    # The pipeline hands the decompressor whatever the decryptor's finalize() returns, often b"".
+    dec = new_decompressor(kind)
+    assert dec.update(compress(kind, b"payload")) == b"payload"
+    assert dec.update(b"") == b""
+    assert dec.finalize() == b""
+
+
+def test_none_passes_bytes_through_unchanged():
+    assert compress(Compression.NONE, DATA) == DATA
+    assert decompress(Compression.NONE, DATA) == DATA
+
+
+# --- settings --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, level", [("zstd", 0), ("zstd", 20), ("gzip", 0), ("gzip", 10)])
+def test_a_level_out_of_range_is_a_config_error_naming_the_range(kind, level):
+    with pytest.raises(ConfigError, match="level must be 1..(19|9), got %d" % level):
+        new_compressor(kind, level=level)
+
+
+def test_kinds_may_be_given_as_their_string_values():
+    assert decompress("gzip", compress("gzip", b"abc")) == b"abc"
