@@ -1,6 +1,6 @@
 """Benchmark: postgres_backup / postgres_restore against pg_dump/pg_restore, same run, same data.
 
-  .venv/bin/python benchmarks/pg_backup_restore.py [--scale 50] [--text-rows 3000000]
+  .venv/bin/python benchmarks/pg_backup_restore.py [--scale 50] [--text-rows 3000000] [--data mixed|repetitive]
 
 Builds a throwaway PostgreSQL 15 with a generated database (pgbench scale 50 plus 3 M rows of
 text/jsonb, about 1.6 GB), then times, each against the same database:
@@ -56,15 +56,22 @@ def sh(argv, pg: Postgres, **kwargs):
     return subprocess.run(argv, env=env, check=True, **kwargs)
 
 
-def generate(pg: Postgres, scale: int, text_rows: int) -> int:
+# "repetitive" compresses about 12:1 (gzip is cheap there, so pg_dump -Fc is close to the floor);
+# "mixed" adds random hex, about 4:1 like the production-like data in machine-notes.md.
+BODY = {"repetitive": "md5(g::text) || ' lorem ipsum dolor sit amet ' || (g % 977)",
+        "mixed": "md5(random()::text) || md5(random()::text) || ' lorem ipsum dolor sit amet ' || (g % 977)"}
+VALUE = {"repetitive": "g % 7", "mixed": "round(random() * 1e6)"}
+
+
+def generate(pg: Postgres, scale: int, text_rows: int, data: str) -> int:
     sh(["psql", "-X", "-q", "-c", "CREATE DATABASE %s" % DB], pg)
     sh([os.path.join(PG_BIN, "pgbench"), "-i", "-q", "-s", str(scale), DB], pg, stdout=subprocess.DEVNULL,
        stderr=subprocess.DEVNULL)
     sh(["psql", "-X", "-q", "-d", DB, "-c",
         "CREATE TABLE notes (id bigint PRIMARY KEY, body text, doc jsonb); "
-        "INSERT INTO notes SELECT g, md5(g::text) || ' lorem ipsum dolor sit amet ' || (g %% 977), "
-        "jsonb_build_object('n', g, 'tag', 't' || (g %% 31), 'ok', g %% 2 = 0) "
-        "FROM generate_series(1, %d) g" % text_rows], pg)
+        "INSERT INTO notes SELECT g, %s, "
+        "jsonb_build_object('n', g, 'tag', 't' || (g %% 31), 'ok', g %% 2 = 0, 'v', %s) "
+        "FROM generate_series(1, %d) g" % (BODY[data], VALUE[data], text_rows)], pg)
     sh(["psql", "-X", "-q", "-d", DB, "-c", "VACUUM ANALYZE"], pg)
     out = sh(["psql", "-X", "-A", "-t", "-d", DB, "-c", "SELECT pg_database_size(current_database())"],
              pg, capture_output=True, text=True)
@@ -79,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=50)
     parser.add_argument("--text-rows", type=int, default=3_000_000)
+    parser.add_argument("--data", choices=sorted(BODY), default="mixed")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="lifeline-bench-", dir=os.environ.get("LIFELINE_BENCH_DIR", "/var/tmp"))
@@ -88,7 +96,7 @@ def main() -> None:
     rows = {}
     try:
         with Postgres(os.path.join(work, "src")) as src, Postgres(os.path.join(work, "dst")) as dst:
-            db_bytes = generate(src, args.scale, args.text_rows)
+            db_bytes = generate(src, args.scale, args.text_rows, args.data)
             sh(["psql", "-X", "-q", "-d", DB, "-c", "CHECKPOINT"], src)
             pg_dump = os.path.join(PG_BIN, "pg_dump")
             # Warm the cache once so every contender reads from memory alike.
@@ -119,8 +127,8 @@ def main() -> None:
 
     b, r = rows["backup"], rows["restore"]
     mb = 1024 * 1024
-    print("\nPostgreSQL database: %.0f MiB (pgbench scale %d + %d text/jsonb rows)"
-          % (b["database_bytes"] / mb, args.scale, args.text_rows))
+    print("\nPostgreSQL database: %.0f MiB (pgbench scale %d + %d %s text/jsonb rows)"
+          % (b["database_bytes"] / mb, args.scale, args.text_rows, args.data))
     line = "%-44s %9.2f %10s %8s"
     print("%-44s %9s %10s %8s" % ("", "seconds", "MiB", "ratio"))
     print(line % ("floor: pg_dump -Fc -Z0 > /dev/null", b["floor_s"], "-", "1.00"))
