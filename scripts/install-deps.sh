@@ -31,3 +31,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+
+# The checkout doubles as the lifeline.dr collection (ansible.cfg's collections_path).
+.venv/bin/python tests/lib/collection.py

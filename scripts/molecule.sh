@@ -11,12 +11,8 @@ export PATH="$ROOT/.venv/bin:$PATH"
 
 scripts/build-test-image.sh
 
-# The checkout doubles as the lifeline.dr collection. Relative link so a moved checkout still works.
-link=.state/collections/ansible_collections/lifeline/dr
-if [ "$(readlink -f "$link" 2>/dev/null)" != "$ROOT" ]; then
-  mkdir -p "$(dirname "$link")"
-  ln -sfn ../../../.. "$link"
-fi
+# The checkout doubles as the lifeline.dr collection (.state/collections symlink).
+python tests/lib/collection.py
 
 # Test keys and an S3 endpoint for the scenario. moto listens on all addresses because the
 # bridge address (10.88.0.1) only exists once a container does; the containers reach it there.

@@ -5,6 +5,7 @@
 JSON arguments), against real PostgreSQL and S3 (moto_server)."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -222,3 +223,35 @@ def test_backup_key_describes_the_key_a_backup_needs_and_whether_ours_opens_it(p
     assert rc == 0, output
     assert other["can_decrypt"] is False
     assert other["key_id"] == params["recipients"]
+
+
+def test_postgres_restore_with_safety_backup_stores_the_replaced_database_first_and_keeps_it(
+        params, local_repo, target_pg):
+    run_backup_for(params, databases=["shop"], include_globals=True)
+    # The target already holds a different "shop": 3 rows that the restore will replace.
+    target_pg.psql("CREATE ROLE app_owner")
+    target_pg.psql("CREATE DATABASE shop")
+    target_pg.psql("CREATE TABLE before_restore (id int); INSERT INTO before_restore VALUES (1), (2), (3)", db="shop")
+    target = dict(params, port=target_pg.port, login_password=target_pg.password)
+    rc, result, output = adhoc("lifeline.dr.postgres_restore", dict(
+        _common(params), **_pg(target), identity=params["identity"], recipients=params["recipients"],
+        replace=True, safety_backup=True, safety_backup_host="target-host", keep_replaced=True,
+        staging_dir=os.path.join(params["state_dir"], "staging")))
+    assert rc == 0, output
+    assert [d["action"] for d in result["databases"]] == ["replace"]
+    assert "safety_backup" in result["phases"]
+    # The safety backup holds the replaced content, under its own host name.
+    rc, info, output = adhoc("lifeline.dr.backup_info", dict(_common(params), host="target-host", point="latest"))
+    assert rc == 0, output
+    assert info["selected"]["facts"]["databases"] == ["shop"]
+    safety_root = os.path.join(local_repo, SITE, "target-host")
+    (path,) = manifests_under(safety_root)
+    with open(os.path.join(safety_root, path), encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    (art,) = [a for a in manifest["artifacts"] if a["kind"] == "database"]
+    assert art["meta"]["tables"] == {"public.before_restore": 3}
+    # keep_replaced: the old database is still there under a lifeline_replaced_ name.
+    kept = target_pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'lifeline\\_replaced\\_%'")
+    assert kept.startswith("lifeline_replaced_")
+    assert target_pg.psql("SELECT count(*) FROM before_restore", db=kept) == "3"
+    assert target_pg.psql("SELECT count(*) FROM sales.\"order\"", db="shop") == "20000"

@@ -17,3 +17,7 @@ def ensure_importable() -> str:
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
     return COLLECTIONS
+
+
+if __name__ == "__main__":
+    print("lifeline.dr importable from", ensure_importable())
