@@ -107,6 +107,17 @@ class _Run:
         self.live = list(repositories)
         self.failed: dict = {}
 
+    @classmethod
+    def checked(cls, repositories: Sequence[Repository], *, create: bool) -> "_Run":
+        """A run over the repositories that pass their reachability check (one may fail)."""
+        run = cls(repositories)
+        for repo in list(run.live):
+            try:
+                repo.check(create=create)
+            except LifelineError as exc:
+                run.drop(repo, exc)
+        return run
+
     def drop(self, repo: Repository, exc: LifelineError) -> None:
         self.failed[repo.name] = str(exc)
         self.live = [r for r in self.live if r is not repo]
@@ -181,12 +192,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
     try:
         if check_mode:
             # Nothing is written in check mode: no lock file, no repository directories.
-            run = _Run(repositories)
-            for repo in list(run.live):
-                try:
-                    repo.check(create=False)
-                except LifelineError as exc:
-                    run.drop(repo, exc)
+            run = _Run.checked(repositories, create=False)
             component.prepare()
             outcome.status, outcome.plan = "planned", component.plan()
             outcome.stored_in = [r.name for r in run.live]
@@ -194,12 +200,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             return outcome
         with Lock(os.path.join(state_dir, "locks"), status_name, wait=lock_wait):
             locked = True
-            run = _Run(repositories)
-            for repo in list(run.live):
-                try:
-                    repo.check()
-                except LifelineError as exc:
-                    run.drop(repo, exc)
+            run = _Run.checked(repositories, create=True)
             component.prepare()
             backup_id = new_backup_id(started)
             prefix = backup_prefix(site, host, component.name, backup_id)

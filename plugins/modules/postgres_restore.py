@@ -18,8 +18,12 @@ description:
     empty database (such as the C(postgres) database of a fresh server) is replaced without it.
   - Each artifact is read from the first repository that holds an intact copy; a missing or
     corrupt copy falls back to the next repository.
-  - The decrypted archive is staged in a 0700 directory under O(staging_dir) because parallel
-    C(pg_restore) needs a seekable file; it is removed when the database is restored or the run fails.
+  - Every selected artifact is read, checked and decrypted into a 0700 directory under
+    O(staging_dir) before anything on the server changes (parallel C(pg_restore) needs seekable
+    files, and a damaged later artifact must not leave a half-restored cluster); each staged
+    file is removed once its database is restored, and all of them when the run fails.
+  - The role the module connects as keeps its password unless the backup's stored verifier
+    accepts O(login_password), so a restore never locks itself out.
 author:
   - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
@@ -64,7 +68,7 @@ options:
     type: int
     default: 2
   staging_dir:
-    description: Directory for the staged archive; needs free space for the largest database's dump.
+    description: Directory for the staged archives; needs free space for all selected databases' dumps.
     type: path
     default: /var/lib/lifeline/staging
 attributes:

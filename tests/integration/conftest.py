@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lifeline_it  # noqa: E402  (puts tests/lib and the collection on sys.path)
 from lifeline_it import SAMPLE_SQL  # noqa: E402
-from services import PG_BIN, Moto, Postgres, _as_postgres  # noqa: E402
+from services import PG_BIN, Postgres, _as_postgres  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
 
@@ -111,17 +111,14 @@ def target_pg(pg_factory) -> Postgres:
 
 
 @pytest.fixture(scope="session")
-def moto():
-    with Moto() as server:
-        yield server
+def moto(moto_server):
+    """The session's moto_server (root conftest.py), under the name these tests use."""
+    return moto_server
 
 
 @pytest.fixture
-def bucket(moto) -> str:
-    """A new, empty bucket for this test on the session's moto_server."""
-    name = "lifeline-it-" + uuid.uuid4().hex[:12]
-    moto.create_bucket(name)
-    return name
+def bucket(s3_bucket) -> str:
+    return s3_bucket
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 
 import pytest
 
@@ -16,26 +15,12 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.join(_TESTS, "lib") not in sys.path:
     sys.path.insert(0, os.path.join(_TESTS, "lib"))
 
-from services import Moto, free_port  # noqa: E402  pylint: disable=wrong-import-position
+from services import free_port  # noqa: E402  pylint: disable=wrong-import-position
 
 import ansible_collections.lifeline.dr as _collection  # noqa: E402  pylint: disable=wrong-import-position
 
 #: the directory that holds ansible_collections/ (what the root conftest puts on sys.path)
 COLLECTIONS_PATH = os.path.dirname(os.path.dirname(os.path.dirname(list(_collection.__path__)[0])))
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    with Moto() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_bucket(moto_server) -> str:
-    """A new, empty bucket on the session's moto server (tests never share objects)."""
-    bucket = "lifeline-test-" + uuid.uuid4().hex[:12]
-    moto_server.create_bucket(bucket)
-    return bucket
 
 
 @pytest.fixture
