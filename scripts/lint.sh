@@ -10,6 +10,16 @@ status=0
 echo "== ansible-lint (production profile)"
 ansible-lint --profile production --offline || status=1
 
+echo "== ansible-galaxy collection build, ansible-doc"
+build=$(mktemp -d /tmp/lifeline-build.XXXXXX)
+if ansible-galaxy collection build --output-path "$build" >/dev/null \
+   && [ "$(ansible-doc -l lifeline.dr | grep -c '^lifeline\.dr\.')" -eq "$(ls plugins/modules/*.py | wc -l)" ]; then
+  echo "built $(basename "$build"/*.tar.gz); every module has documentation"
+else
+  echo "collection build or ansible-doc failed"; status=1
+fi
+rm -rf "$build"
+
 echo "== ansible-test sanity"
 # ansible-test needs ansible-core alone in its own venv (its sanity requirements would clash with
 # ansible-lint's), and a pip bootstrap it normally downloads from an unreachable host.

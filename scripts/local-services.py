@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -64,6 +65,22 @@ def start() -> None:
           % (source.port, target.port, moto.endpoint))
 
 
+def _end(pid: int) -> None:
+    """SIGTERM, wait up to 10 s for the process to go, then SIGKILL: stop returns with it gone."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
 def stop() -> None:
     try:
         with open(SERVICES, encoding="utf-8") as fh:
@@ -72,10 +89,7 @@ def stop() -> None:
         return
     for key in ("source_dir", "target_dir"):
         Postgres(info[key]).stop()
-    try:
-        os.kill(info["moto_pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    _end(info["moto_pid"])
     os.unlink(SERVICES)
     print("local services stopped")
 
