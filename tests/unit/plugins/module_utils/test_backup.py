@@ -10,7 +10,6 @@ orchestration, locking, pipeline, manifests and repositories all run for real.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -19,6 +18,7 @@ import stat
 
 import pytest
 
+from faults import FullDisk
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import Component, Source, run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import generate_age_identity
@@ -260,23 +260,6 @@ def test_one_unreachable_repository_gives_a_partial_backup_in_the_other(repos, s
     assert "offsite" in record["message"]
 
 
-class _FullDisk:
-    """The writer's real file object, whose write() fails with OSError(ENOSPC) like write(2) on a
-    full file system (simulated; the real full-disk test is an integration test)."""
-
-    def __init__(self, fh, room: int) -> None:
-        self._fh, self._room = fh, room
-
-    def write(self, data) -> int:
-        if len(data) > self._room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._room -= len(data)
-        return self._fh.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
-
-
 def test_a_repository_failing_mid_run_is_dropped_and_its_incomplete_copy_removed(
         repos, state_dir, monkeypatch):
     real_fdopen = os.fdopen
@@ -285,7 +268,7 @@ def test_a_repository_failing_mid_run_is_dropped_and_its_incomplete_copy_removed
     def fdopen(fd, *args, **kwargs):
         fh = real_fdopen(fd, *args, **kwargs)
         if os.readlink("/proc/self/fd/%d" % fd).startswith(second_root):
-            return _FullDisk(fh, room=2 * MIB)  # the disk under 'second' fills up mid-artifact
+            return FullDisk(fh, room=2 * MIB)  # the disk under 'second' fills up mid-artifact
         return fh
     monkeypatch.setattr(os, "fdopen", fdopen)
 

@@ -13,6 +13,7 @@ import pytest
 
 from repository_suite import RepositoryContract
 
+from faults import FullDisk
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.repository import (
     LocalRepository,
@@ -81,31 +82,13 @@ def test_check_creates_a_missing_root_as_0700(tmp_path, umask):
 
 # --- full disk -------------------------------------------------------------------------------
 
-class _FullDisk:
-    """Wraps the writer's real file object and fails write() with OSError(ENOSPC) once ``room``
-    bytes went through: this simulates the error the kernel returns from write(2) on a full file
-    system. The real full-disk test (a tiny tmpfs) is an integration test."""
-
-    def __init__(self, fh, room: int) -> None:
-        self._fh = fh
-        self._room = room
-
-    def write(self, data) -> int:
-        if len(data) > self._room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._room -= len(data)
-        return self._fh.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
-
 
 @pytest.fixture
 def disk_fills_after(monkeypatch):
     real_fdopen = os.fdopen
 
     def arm(room: int) -> None:
-        monkeypatch.setattr(os, "fdopen", lambda *a, **kw: _FullDisk(real_fdopen(*a, **kw), room))
+        monkeypatch.setattr(os, "fdopen", lambda *a, **kw: FullDisk(real_fdopen(*a, **kw), room))
     return arm
 
 
