@@ -241,23 +241,19 @@ class PostgresRestore:
                 staged.append((art, path, self._db_level_sql(pg_restore, path, stage, art.name)))
             if globals_path:
                 self.phases.timed("globals", self._restore_globals, globals_path)
-            restored = []  # (art, temp database, counts, db-level script)
+            pending = []  # (art, temp database, counts, db-level script) not yet swapped in
+            results = []
             try:
                 for art, path, db_level in staged:
                     temp, counts = self._restore_into_temp(pg_restore, art, path)
-                    restored.append((art, temp, counts, db_level))
+                    pending.append((art, temp, counts, db_level))
+                while pending:
+                    results.append(self._swap_in(*pending[0], plan))
+                    pending.pop(0)
             except BaseException:
-                for _art, temp, _counts, _sql in restored:
-                    self._drop(temp, self._admin_db(_art.meta["database"]))
+                for art, temp, _counts, _sql in pending:
+                    self._drop(temp, self._admin_db(art.meta["database"]))
                 raise
-            results = []
-            for index, (art, temp, counts, db_level) in enumerate(restored):
-                try:
-                    results.append(self._swap_in(art, temp, counts, db_level, plan))
-                except BaseException:
-                    for later, temp_left, _counts, _sql in restored[index + 1:]:
-                        self._drop(temp_left, self._admin_db(later.meta["database"]))
-                    raise
         rpo = (utcnow() - parse_time(self.manifest.consistent_at)).total_seconds()
         return {"backup_id": self.manifest.backup_id, "host": self.manifest.host,
                 "site": self.manifest.site, "consistent_at": self.manifest.consistent_at,
