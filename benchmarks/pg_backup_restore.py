@@ -33,6 +33,11 @@ ensure_importable()
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog  # noqa: E402
+from ansible_collections.lifeline.dr.plugins.module_utils.signing import (  # noqa: E402
+    Signer,
+    TrustStore,
+    generate_signing_key,
+)
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent  # noqa: E402
@@ -93,6 +98,7 @@ def main() -> None:
     os.chmod(work, 0o755)
     identity, recipient = crypto.generate_age_identity()
     codec = Codec(recipients=[recipient], identities=[identity])
+    signer = Signer(generate_signing_key()[0])
     rows = {}
     try:
         with Postgres(os.path.join(work, "src")) as src, Postgres(os.path.join(work, "dst")) as dst:
@@ -108,7 +114,7 @@ def main() -> None:
             repo = LocalRepository("bench", os.path.join(work, "repo"))
             comp = PostgresComponent(conn(src), databases=[DB], include_globals=False)
             ours, outcome = timed(run_backup, comp, [repo], codec, site="bench", host="src",
-                                  state_dir=os.path.join(work, "state"))
+                                  state_dir=os.path.join(work, "state"), signer=signer)
             ours_size = sum(a.size for a in outcome.manifest.artifacts)
             rows["backup"] = {"floor_s": floor, "pg_dump_Fc_s": base, "lifeline_s": ours,
                               "pg_dump_Fc_bytes": base_size, "lifeline_bytes": ours_size,
@@ -117,7 +123,7 @@ def main() -> None:
             sh(["psql", "-X", "-q", "-c", "CREATE DATABASE base_restore"], dst)
             r_base, _out = timed(sh, [os.path.join(PG_BIN, "pg_restore"), "-j2", "-d", "base_restore", plain], dst)
             sh(["psql", "-X", "-q", "-c", "DROP DATABASE base_restore"], dst)
-            entry = Catalog([repo]).select(site="bench", host="src", component="postgres")
+            entry = Catalog([repo], trust=TrustStore({"src": [signer.public_pem]})).select(site="bench", host="src", component="postgres")
             job = PostgresRestore(entry, codec, conn(dst), RestoreOptions(
                 include_globals=False, jobs=2, staging_dir=os.path.join(work, "staging")))
             r_ours, report = timed(job.run)

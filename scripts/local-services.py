@@ -20,7 +20,7 @@ from services import Moto, Postgres  # noqa: E402
 
 ensure_importable()
 
-from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.lifeline.dr.plugins.module_utils import crypto, signing  # noqa: E402  pylint: disable=wrong-import-position
 
 STATE = os.environ.get("LIFELINE_LOCAL_STATE") or os.path.join(ROOT, ".state", "local")
 SERVICES = os.path.join(STATE, "services.json")
@@ -46,13 +46,17 @@ def start() -> None:
         subprocess.run(["psql", "-X", "-q", "-h", source.host, "-p", str(source.port), "-U", source.user,
                         "-f", os.path.join(ROOT, "tests", "data", "sample_data.sql")],
                        env=env, check=True, stdout=subprocess.DEVNULL)
+        signing_private, signing_public = signing.generate_signing_key()
+        fd = os.open(os.path.join(STATE, "signing_key.pem"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(signing_private)
         identity, recipient = crypto.generate_age_identity()
         fd = os.open(os.path.join(STATE, "identity.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(identity + "\n")
         info = {"source_port": source.port, "target_port": target.port, "postgres_password": source.password,
                 "s3_endpoint": moto.endpoint, "bucket": BUCKET, "moto_pid": moto.proc.pid,
-                "recipient": recipient, "source_dir": source.dir, "target_dir": target.dir}
+                "recipient": recipient, "signing_public_key": signing_public, "source_dir": source.dir, "target_dir": target.dir}
         fd = os.open(SERVICES, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(info, fh, indent=2)

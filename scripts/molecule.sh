@@ -20,6 +20,9 @@ state=.state/molecule
 rm -rf "$state" && mkdir -p "$state" && chmod 0700 "$state"
 (umask 077 && age-keygen -o "$state/identity.txt" 2>/dev/null)
 age-keygen -y "$state/identity.txt" > "$state/recipient.txt"
+# The source container's manifest signing key, and its public half that restores trust.
+(umask 077 && openssl genpkey -algorithm ed25519 -out "$state/signing_key.pem")
+openssl pkey -in "$state/signing_key.pem" -pubout -out "$state/signing_public.pem"
 port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 moto_server -H 0.0.0.0 -p "$port" >"$state/moto.log" 2>&1 &
 moto_pid=$!

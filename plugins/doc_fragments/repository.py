@@ -95,6 +95,30 @@ options:
     description: Directory for locks, run status records and staging on this host (created 0700).
     type: path
     default: /var/lib/lifeline
+  signing_key:
+    description:
+      - This host's Ed25519 private key, PEM (PKCS#8, as C(openssl genpkey -algorithm ed25519)
+        writes it); required to write a backup, which is signed with it. A per-host secret (Vault).
+      - It does not decrypt anything: hosts still hold only public encryption keys.
+      - Generate one with M(lifeline.dr.backup_key) (O(lifeline.dr.backup_key#module:type=ed25519)).
+    type: str
+  signing_key_file:
+    description: Path of a 0600 file holding O(signing_key), for hosts that keep it on disk.
+    type: path
+  trusted_signers:
+    description:
+      - Maps a source host name to a list of PEM public keys trusted to sign its manifests (a list,
+        so keys rotate). Restore, verify and the catalog accept a backup only when its manifest's
+        signature verifies with a key trusted for the host it names; anything else is refused
+        before the target changes.
+    type: dict
+    default: {}
+  allow_unsigned:
+    description:
+      - Read unsigned manifests (backups made by 0.1.0) for this run, with a warning. A manifest
+        whose signature is present but does not verify is refused regardless.
+    type: bool
+    default: false
 """
 
     ENCRYPTION = r"""

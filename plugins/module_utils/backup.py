@@ -10,73 +10,45 @@ an outcome record that monitoring reads.
 """
 from __future__ import annotations
 
-import abc
-import contextlib
 import dataclasses
+import enum
 import json
 import os
-from typing import BinaryIO, Iterator, Sequence
+from typing import Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     IntegrityError,
     LifelineError,
     RepositoryError,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.locking import Lock
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
     MANIFEST_NAME,
     Artifact,
     Manifest,
     backup_prefix,
-    isotime,
     new_backup_id,
-    utcnow,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.signing import Signer
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import new_encryptor
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, aad_for, store_stream
 from ansible_collections.lifeline.dr.plugins.module_utils.repository import Repository
 
 
-class Source(abc.ABC):
-    """One artifact's data as a stream; ``open()`` raises SourceError if the producer failed."""
+class Status(str, enum.Enum):
+    """A run's outcome, as modules, the CLI's exit code and monitoring see it."""
 
-    name: str = ""
-    kind: str = ""
-    meta: dict
-
-    @abc.abstractmethod
-    def open(self) -> contextlib.AbstractContextManager[BinaryIO]: ...
-
-
-class Component(abc.ABC):
-    """What a component (postgres, redis, files, ...) gives the orchestration."""
-
-    name: str = ""
-    kind: str = "full"
-
-    def __init__(self) -> None:
-        self.tools: dict = {}
-        self.facts: dict = {}
-        self.consistent_at: str | None = None
-
-    @abc.abstractmethod
-    def prepare(self) -> None:
-        """Connect and gather what the backup needs; fail early with SourceError."""
-
-    @abc.abstractmethod
-    def plan(self) -> list:
-        """What a run would back up (check mode reports it)."""
-
-    @abc.abstractmethod
-    def artifacts(self) -> Iterator[Source]: ...
-
-    def close(self) -> None:
-        pass
+    OK = "ok"
+    PARTIAL = "partial"      # stored in some repositories only
+    FAILED = "failed"
+    PLANNED = "planned"      # check mode: what a run would do
 
 
 @dataclasses.dataclass
 class Outcome:
-    status: str                       # ok | partial | failed | planned
+    status: Status
     manifest: Manifest | None = None
     stored_in: list = dataclasses.field(default_factory=list)
     failed: dict = dataclasses.field(default_factory=dict)   # repository name -> cause
@@ -84,7 +56,7 @@ class Outcome:
     message: str = ""
 
     def to_dict(self) -> dict:
-        return {"status": self.status, "backup_id": self.manifest.backup_id if self.manifest else None,
+        return {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
                 "stored_in": self.stored_in, "failed_repositories": self.failed,
                 "plan": self.plan, "message": self.message}
 
@@ -131,7 +103,7 @@ def _store_artifact(run: _Run, prefix: str, backup_id: str, src: Source, codec: 
     repos, writers = [], []
     for repo in list(run.live):
         try:
-            writers.append(repo.open_writer(prefix + name))
+            writers.append(repo.open_writer(prefix + name, size_hint=src.size_hint))
             repos.append(repo)
         except LifelineError as exc:
             run.drop(repo, exc)
@@ -158,8 +130,8 @@ def _store_artifact(run: _Run, prefix: str, backup_id: str, src: Source, codec: 
                     plain_size=result.plain_size, meta=dict(src.meta))
 
 
-def _commit_manifest(run: _Run, manifest: Manifest) -> None:
-    raw = manifest.to_json()
+def _commit_manifest(run: _Run, manifest: Manifest, signer: Signer) -> None:
+    raw = manifest.to_json(signer)
     for repo in list(run.live):
         key = manifest.prefix + MANIFEST_NAME
         try:
@@ -180,13 +152,19 @@ def _discard(repositories: Sequence[Repository], prefix: str) -> None:
 
 
 def run_backup(component: Component, repositories: Sequence[Repository], codec: Codec, *,
-               site: str, host: str, state_dir: str, lock_wait: float = 0.0,
+               site: str, host: str, state_dir: str, signer: Signer, lock_wait: float = 0.0,
                check_mode: bool = False) -> Outcome:
-    """Back up ``component`` into every repository; return the outcome (raises on failure)."""
+    """Back up ``component`` into every repository; return the outcome (raises on failure).
+
+    The manifest is signed with ``signer``, the host's own key: restores accept only manifests
+    signed by a key trusted for the host they name.
+    """
     backup_prefix(site, host, component.name)  # validates names before anything runs
+    if not isinstance(signer, Signer):
+        raise TypeError("run_backup needs the host's Signer")
     new_encryptor(codec.encryption, recipients=codec.recipients, aes_key=codec.aes_key)  # keys present?
     status_name = "%s-%s-%s" % (site, host, component.name)
-    outcome = Outcome(status="failed")
+    outcome = Outcome(status=Status.FAILED)
     started = utcnow()
     locked = False
     try:
@@ -194,7 +172,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             # Nothing is written in check mode: no lock file, no repository directories.
             run = _Run.checked(repositories, create=False)
             component.prepare()
-            outcome.status, outcome.plan = "planned", component.plan()
+            outcome.status, outcome.plan = Status.PLANNED, component.plan()
             outcome.stored_in = [r.name for r in run.live]
             outcome.failed = dict(run.failed)
             return outcome
@@ -213,8 +191,10 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                     consistent_at=component.consistent_at or isotime(started),
                     compression=codec.compression.value, encryption=codec.encryption.value,
                     key_id=codec.key_id(), artifacts=artifacts, tools=component.tools,
-                    facts=component.facts)
-                _commit_manifest(run, manifest)
+                    facts=component.facts, labels=list(component.labels),
+                    parent_id=component.parent_id)
+                manifest.validate("the new manifest")
+                _commit_manifest(run, manifest, signer)
             except BaseException:
                 _discard(repositories, prefix)
                 raise
@@ -223,7 +203,8 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             outcome.manifest = manifest
             outcome.stored_in = [r.name for r in run.live]
             outcome.failed = dict(run.failed)
-            outcome.status = "partial" if run.failed else "ok"
+            outcome.status = Status.PARTIAL if run.failed else Status.OK
+            component.after_commit(manifest)
             if run.failed:
                 outcome.message = ("backup %s stored in %s only; failed: %s" % (
                     backup_id, ", ".join(outcome.stored_in),
@@ -240,6 +221,6 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
         # A run the lock refused did not run: it must not overwrite the running one's record.
         if locked:
             write_status(state_dir, status_name, {
-                "status": outcome.status, "message": outcome.message, "started": isotime(started),
+                "status": outcome.status.value, "message": outcome.message, "started": isotime(started),
                 "finished": isotime(utcnow()),
                 "backup_id": outcome.manifest.backup_id if outcome.manifest else None})

@@ -4,13 +4,19 @@
 """The host-side CLI: the same engine the modules run, for systemd timers and for an operator
 at a shell when the controller (or AWX) is down.
 
-  lifeline [--config F] backup postgres [--database D ...] [--scope full|schema|data]
-  lifeline [--config F] list [--component postgres] [--host H]
-  lifeline [--config F] verify [--component postgres] [--host H] [--point P]
+  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data]
+  lifeline [--config F] list [--component C] [--host H]
+  lifeline [--config F] verify [--component C] [--host H] [--point P]
 
 The config file is JSON with the modules' option names (written 0600 by the common role).
-Secrets may come from the environment instead: LIFELINE_PG_PASSWORD, LIFELINE_IDENTITY_FILE.
-Exit codes: 0 ok, 1 partial, else the error class's code (see errors.py).
+Secrets may come from files named in the environment instead: LIFELINE_PG_PASSWORD (the value),
+LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
+
+Exit codes (stable, for timers and monitoring):
+  0 ok, 1 partial (stored in some repositories only),
+  2 usage (bad command line), 3 configuration, 4 missing dependency, 5 repository,
+  6 not found, 7 integrity (also: verify found a bad copy), 8 decryption, 9 locked, 10 source, 11 restore, 12 untrusted
+  manifest, 70 internal error.
 """
 from __future__ import annotations
 
@@ -19,13 +25,21 @@ import json
 import os
 import sys
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, LifelineError
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import check_for
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent, Scope
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, LifelineError
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_backup
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("cannot read the %s file %s: %s"
+                          % (what, path, getattr(exc, "strerror", None) or type(exc).__name__)) from None
 
 
 def load_config(path: str) -> dict:
@@ -34,13 +48,18 @@ def load_config(path: str) -> dict:
             params = json.load(fh)
     except FileNotFoundError:
         raise ConfigError("config file %s not found; run the lifeline.dr.common role or pass --config" % path) from None
+    except OSError as exc:
+        raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
     except ValueError as exc:
         raise ConfigError("config file %s is not valid JSON: %s" % (path, exc)) from None
+    if not isinstance(params, dict):
+        raise ConfigError("config file %s must hold a JSON object" % path)
     if os.environ.get("LIFELINE_PG_PASSWORD"):
         params["login_password"] = os.environ["LIFELINE_PG_PASSWORD"]
     if os.environ.get("LIFELINE_IDENTITY_FILE"):
-        with open(os.environ["LIFELINE_IDENTITY_FILE"], encoding="utf-8") as fh:
-            params["identity"] = fh.read()
+        params["identity"] = _read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
+    if os.environ.get("LIFELINE_SIGNING_KEY_FILE"):
+        params["signing_key"] = _read_secret_file(os.environ["LIFELINE_SIGNING_KEY_FILE"], "signing key")
     return params
 
 
@@ -49,16 +68,17 @@ def _emit(data) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lifeline", description="Lifeline backups on this host")
-    parser.add_argument("--config", help="JSON config (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="lifeline", description="Lifeline backups on this host",
+                                     epilog="exit codes: 0 ok, 1 partial, 2 usage, 3-12 errors (see docs/operations.md)")
+    parser.add_argument("--config", help="JSON config (default: /etc/lifeline/lifeline.json)")
     sub = parser.add_subparsers(dest="command", required=True)
     backup = sub.add_parser("backup", help="back up a component now")
-    backup.add_argument("component", choices=["postgres"])
-    backup.add_argument("--database", action="append", default=[])
-    backup.add_argument("--scope", choices=[s.value for s in Scope], default="full")
+    backup.add_argument("component", choices=components.names())
+    backup.add_argument("--database", action="append", default=[], help="postgres: one database (repeatable)")
+    backup.add_argument("--scope", choices=["full", "schema", "data"], default="full", help="postgres: what to dump")
     for name in ("list", "verify"):
-        cmd = sub.add_parser(name)
-        cmd.add_argument("--component", default="postgres")
+        cmd = sub.add_parser(name, help="list the catalog" if name == "list" else "verify a backup")
+        cmd.add_argument("--component", default="postgres", choices=components.names())
         cmd.add_argument("--host")
         if name == "verify":
             cmd.add_argument("--point", default="latest")
@@ -66,30 +86,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args, params: dict) -> int:
-    repos = config.repositories(params)
     host = args.host if getattr(args, "host", None) else config.host_name(params)
     site = params.get("site", "default")
     if args.command == "backup":
-        component = PostgresComponent(config.pg_connection(params), databases=args.database,
-                                      scope=Scope(args.scope), include_globals=True)
-        outcome = run_backup(component, repos, config.codec(params), site=site, host=host,
-                             state_dir=config.state_dir(params))
+        component = components.get(args.component)
+        options = dict(params, databases=args.database, scope=args.scope)
+        outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
+                             site=site, host=host, state_dir=config.state_dir(params),
+                             signer=config.signer(params))
         _emit(outcome.to_dict())
-        return 0 if outcome.status == "ok" else 1
+        return EXIT_OK if outcome.status is Status.OK else EXIT_PARTIAL
+    catalog = config.catalog(params)
     if args.command == "list":
-        entries = Catalog(repos).entries(site=site, host=host, component=args.component)
-        _emit([e.summary() for e in entries])
-        return 0
-    entry = Catalog(repos).select(site=site, host=host, component=args.component, point=args.point)
-    report = verify_backup(entry, config.codec(params), check_for=check_for(config.pg_connection(params), entry.manifest))
+        entries = catalog.entries(site=site, host=host, component=args.component)
+        _emit({"backups": [e.summary() for e in entries], "warnings": catalog.warnings})
+        return EXIT_OK
+    component = components.get(args.component)
+    entry = catalog.select(site=site, host=host, component=component.name, point=args.point)
+    report = verify_backup(entry, config.codec(params), check_for=component.checks(params, entry.manifest))
     _emit(report)
-    return 0 if report["ok"] else 6
+    return EXIT_OK if report["ok"] else IntegrityError.exit_code
 
 
 def main(argv=None, default_config: str = "/etc/lifeline/lifeline.json") -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # exits 2 on a usage error
     try:
         return run(args, load_config(args.config or default_config))
     except LifelineError as exc:
         sys.stderr.write("lifeline: %s: %s\n" % (type(exc).__name__, exc))
         return exc.exit_code
+    except Exception as exc:  # pylint: disable=broad-except
+        # A bug: one line the operator can report; no traceback that could carry parameters.
+        sys.stderr.write("lifeline: internal error: %s: %s\n" % (type(exc).__name__, exc))
+        return EXIT_INTERNAL

@@ -10,14 +10,30 @@ from __future__ import annotations
 
 import socket
 
+from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.compress import Compression
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import Encryption
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
-from ansible_collections.lifeline.dr.plugins.module_utils.repository import Repository, open_repository
+from ansible_collections.lifeline.dr.plugins.module_utils.repository import LocalRepository, Repository
+from ansible_collections.lifeline.dr.plugins.module_utils.signing import Signer, TrustStore, MAKE_KEY_HINT
 
 DEFAULT_STATE_DIR = "/var/lib/lifeline"
+
+
+def open_repository(spec: dict) -> Repository:
+    """Build a repository from one entry of ``lifeline_repositories``."""
+    name = spec.get("name") or ("s3" if spec.get("s3") else "local")
+    if spec.get("path") and spec.get("s3"):
+        raise ConfigError("repository %r: give either path or s3, not both" % name)
+    if spec.get("path"):
+        return LocalRepository(name, spec["path"])
+    if spec.get("s3"):
+        # Imported here so hosts without boto3 can still use local repositories.
+        from ansible_collections.lifeline.dr.plugins.module_utils.s3 import S3Repository  # pylint: disable=import-outside-toplevel
+        return S3Repository(name, **spec["s3"])
+    raise ConfigError("repository %r: needs either path (a local directory) or s3 (bucket settings)" % name)
 
 
 def repositories(params: dict) -> list[Repository]:
@@ -53,6 +69,32 @@ def codec(params: dict) -> Codec:
                     if line.strip() and not line.strip().startswith("#")],
         aes_key=params.get("aes_key") or None,
     )
+
+
+def signer(params: dict) -> Signer:
+    """The host's manifest signing key: ``signing_key`` (PEM) or ``signing_key_file``."""
+    pem = params.get("signing_key")
+    path = params.get("signing_key_file")
+    if not pem and path:
+        try:
+            with open(path, encoding="ascii") as fh:
+                pem = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("cannot read the signing key file %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from None
+    if not pem:
+        raise ConfigError("no manifest signing key: set lifeline_signing_key (module option "
+                          "signing_key) to this host's Ed25519 private key; " + MAKE_KEY_HINT)
+    return Signer(pem)
+
+
+def trust(params: dict) -> TrustStore:
+    """Who may sign for which host (``trusted_signers``), and ``allow_unsigned``."""
+    return TrustStore(params.get("trusted_signers") or {}, allow_unsigned=bool(params.get("allow_unsigned")))
+
+
+def catalog(params: dict) -> Catalog:
+    """The catalog over the configured repositories, trusting ``trusted_signers``."""
+    return Catalog(repositories(params), trust=trust(params))
 
 
 def pg_connection(params: dict) -> PgConnection:

@@ -16,7 +16,7 @@ import socket
 import time
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LockedError, RepositoryError
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import isotime, utcnow
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
 
 
 class Lock:

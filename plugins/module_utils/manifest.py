@@ -20,37 +20,18 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigEr
 FORMAT = "lifeline-manifest"
 VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# Manifests are small (names, sizes, hashes, row counts); a cap keeps a hostile one from eating memory.
+MAX_MANIFEST = 64 * 1024 * 1024
 _ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def isotime(when: datetime.datetime) -> str:
-    """UTC with milliseconds: two backups finishing within one second still order correctly."""
-    when = when.astimezone(datetime.timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    """Parse an ISO-8601 time; a time without a zone is taken as UTC."""
-    try:
-        when = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError("%r is not an ISO-8601 time (example: 2026-11-23T02:00:00Z)" % text) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.astimezone(datetime.timezone.utc)
 
 
 def new_backup_id(when: datetime.datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def is_backup_id(text: str) -> bool:
-    return bool(_ID_RE.match(text))
+def is_backup_id(text: Any) -> bool:
+    return isinstance(text, str) and bool(_ID_RE.match(text))
 
 
 def check_name(what: str, value: str) -> str:
@@ -66,6 +47,22 @@ def backup_prefix(site: str, host: str, component: str, backup_id: str = "") -> 
     if backup_id:
         parts.append(backup_id)
     return "/".join(parts) + "/"
+
+
+_ARTIFACT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_KINDS = ("full", "incremental", "schema", "data")
+_COMPRESSIONS = ("zstd", "gzip", "none")
+_ENCRYPTIONS = ("age", "aes-256-gcm", "none")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+def check_artifact_name(value: Any, where: str = "artifact") -> str:
+    """Artifact names become file names in staging: one path part, no '/', '..' or NUL."""
+    if not isinstance(value, str) or not _ARTIFACT_RE.match(value) or ".." in value:
+        raise IntegrityError("%s has an unsafe artifact name %r: only letters, digits, '.', '_' "
+                             "and '-' are allowed, no '..'" % (where, value if isinstance(value, str) else type(value).__name__))
+    return value
 
 
 @dataclasses.dataclass
@@ -84,7 +81,7 @@ class Manifest:
     site: str
     host: str
     component: str
-    kind: str                      # full | schema | data
+    kind: str                      # full | incremental | schema | data
     started: str
     finished: str
     consistent_at: str             # the moment the data represents (snapshot time)
@@ -112,11 +109,16 @@ class Manifest:
         data = {"format": FORMAT, "version": VERSION, **data}
         return data
 
-    def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode()
+    def to_json(self, signer=None) -> bytes:
+        """The manifest as stored; ``signer`` (signing.Signer) embeds the host's signature."""
+        body = self.to_dict()
+        if signer is not None:
+            body = signer.sign(body)
+        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "manifest") -> "Manifest":
+        """Build a manifest from untrusted data, validating every field before anything uses it."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise IntegrityError("%s is not a Lifeline manifest" % where)
         if data.get("version") != VERSION:
@@ -125,18 +127,73 @@ class Manifest:
         fields = {f.name for f in dataclasses.fields(cls)}
         body = {k: v for k, v in data.items() if k in fields}
         try:
-            body["artifacts"] = [Artifact(**a) for a in body.get("artifacts", [])]
+            if not isinstance(body.get("artifacts"), list):
+                raise TypeError("artifacts must be a list")
+            body["artifacts"] = [Artifact(**a) for a in body["artifacts"]]
             manifest = cls(**body)
         except TypeError as exc:
             raise IntegrityError("%s is incomplete or malformed: %s" % (where, exc)) from None
-        if not is_backup_id(manifest.backup_id):
-            raise IntegrityError("%s has an invalid backup_id %r" % (where, manifest.backup_id))
+        manifest.validate(where)
         return manifest
+
+    def validate(self, where: str = "manifest") -> None:
+        """Every name and number a restore will use is of the expected type and safe."""
+        def bad(what: str) -> IntegrityError:
+            return IntegrityError("%s is malformed: %s" % (where, what))
+        if not is_backup_id(self.backup_id):
+            raise IntegrityError("%s has an invalid backup_id %r" % (where, self.backup_id))
+        try:
+            for what in ("site", "host", "component"):
+                check_name(what, getattr(self, what))
+        except ConfigError as exc:
+            raise bad(str(exc)) from None
+        if self.kind not in _KINDS:
+            raise bad("kind %r is not one of %s" % (self.kind, ", ".join(_KINDS)))
+        if self.compression not in _COMPRESSIONS or self.encryption not in _ENCRYPTIONS:
+            raise bad("unknown compression or encryption")
+        for what in ("started", "finished", "consistent_at"):
+            if not isinstance(getattr(self, what), str) or not _TIME_RE.match(getattr(self, what)):
+                raise bad("%s is not a UTC time" % what)
+        if not isinstance(self.key_id, list) or not all(isinstance(k, str) for k in self.key_id):
+            raise bad("key_id must be a list of strings")
+        for what in ("tools", "facts"):
+            if not isinstance(getattr(self, what), dict):
+                raise bad("%s must be an object" % what)
+        if not isinstance(self.labels, list) or not all(isinstance(x, str) and _NAME_RE.match(x) for x in self.labels):
+            raise bad("labels must be a list of simple names")
+        if self.parent_id is not None and not is_backup_id(self.parent_id):
+            raise bad("parent_id %r is not a backup id" % (self.parent_id,))
+        if (self.kind == "incremental") != (self.parent_id is not None):
+            raise bad("an incremental backup, and only one, names a parent_id")
+        names = set()
+        for art in self.artifacts:
+            check_artifact_name(art.name, where)
+            if art.name in names or art.name == MANIFEST_NAME:
+                raise bad("artifact name %r is used twice" % art.name)
+            names.add(art.name)
+            if not isinstance(art.kind, str) or not _NAME_RE.match(art.kind):
+                raise bad("artifact %s has an invalid kind" % art.name)
+            for num in (art.size, art.plain_size):
+                if not isinstance(num, int) or isinstance(num, bool) or num < 0:
+                    raise bad("artifact %s has an invalid size" % art.name)
+            if not isinstance(art.sha256, str) or not _SHA256_RE.match(art.sha256):
+                raise bad("artifact %s has an invalid sha256" % art.name)
+            if not isinstance(art.meta, dict):
+                raise bad("artifact %s has invalid meta" % art.name)
 
     @classmethod
     def from_json(cls, raw: bytes, where: str = "manifest") -> "Manifest":
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise IntegrityError("%s is not valid JSON: %s" % (where, exc)) from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(parse_json(raw, where), where)
+
+
+def parse_json(raw: bytes, where: str = "manifest") -> dict:
+    """The stored manifest as a JSON object (signature included); IntegrityError otherwise."""
+    if len(raw) > MAX_MANIFEST:
+        raise IntegrityError("%s is %d bytes, more than a manifest can be (%d)" % (where, len(raw), MAX_MANIFEST))
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise IntegrityError("%s is not valid JSON: %s" % (where, exc)) from None
+    if not isinstance(data, dict):
+        raise IntegrityError("%s is not a Lifeline manifest" % where)
+    return data

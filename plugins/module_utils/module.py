@@ -43,6 +43,10 @@ def repository_spec() -> dict:
         site=dict(type="str", default="default"),
         host=dict(type="str"),
         state_dir=dict(type="path", default="/var/lib/lifeline"),
+        signing_key=dict(type="str", no_log=True),
+        signing_key_file=dict(type="path"),
+        trusted_signers=dict(type="dict", default={}),
+        allow_unsigned=dict(type="bool", default=False),
     )
 
 

@@ -154,10 +154,11 @@ def _fetch_one(repo, key: str, art: Artifact, codec: Codec, aad: bytes, write: C
 
 
 def fetch_artifact(manifest: Manifest, art: Artifact, repositories: Sequence, codec: Codec,
-                   sink: Sink) -> str:
+                   sink: Sink, *, warnings: list | None = None) -> str:
     """Stream one artifact's plaintext into ``sink``, checking size, hash and AEAD on the way.
 
-    Tries each repository in turn; a missing or corrupt copy falls back to the next one.
+    Tries each repository in turn; a missing or corrupt copy falls back to the next one, and
+    each copy that failed is added to ``warnings`` (the operator must learn of the rot).
     Returns the name of the repository that served it.
     """
     codec = codec.for_manifest(manifest)
@@ -166,6 +167,9 @@ def fetch_artifact(manifest: Manifest, art: Artifact, repositories: Sequence, co
         try:
             _fetch_one(repo, manifest.prefix + art.name, art, codec,
                        aad_for(manifest.backup_id, art.name), sink.write)
+            if causes and warnings is not None:
+                warnings.extend("backup %s: the copy of %s could not be used, read from %s instead: %s"
+                                % (manifest.backup_id, art.name, repo.describe(), cause) for cause in causes)
             return repo.name
         except (IntegrityError, RepositoryError) as exc:
             errors.append(exc)

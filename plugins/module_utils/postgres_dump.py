@@ -16,13 +16,13 @@ import subprocess
 import threading
 from typing import Iterator, Sequence
 
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import Component, Source
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     LifelineError,
     NotFoundError,
     SourceError,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import isotime, utcnow
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
     PgConnection,
     count_rows,

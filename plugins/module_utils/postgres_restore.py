@@ -28,7 +28,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     NotFoundError,
     RestoreError,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import parse_time, utcnow
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import parse_time, utcnow
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, Sink, fetch_artifact
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
     PgConnection,

@@ -5,12 +5,16 @@
 
 Contract (every implementation passes tests/unit/plugins/module_utils/repository_suite.py):
 - keys are relative '/'-separated paths without '.' or '..' parts;
-- ``open_writer(key)`` returns a writer whose object is invisible until ``commit()``, which
-  makes it visible atomically, confirms the stored size and returns it; ``abort()`` discards;
+- ``open_writer(key, size_hint=None)`` returns a writer whose object is invisible until
+  ``commit()``, which makes it visible atomically (its directory entry durable), confirms the
+  stored size and returns it; ``abort()`` discards; ``size_hint`` (expected bytes, if known)
+  lets a backend size its parts;
 - ``open_reader``/``get_bytes``/``stat`` raise ``NotFoundError`` (and only that) for a missing key;
-- ``list(prefix)`` yields every committed key below ``prefix``, in no particular order;
+- ``list(prefix)`` yields every committed key below ``prefix``, in no particular order; a prefix
+  nothing was stored under yields nothing, but a listing that fails raises (never "empty");
 - ``delete`` of a missing key is not an error;
-- any other failure raises ``RepositoryError`` naming the repository and the cause.
+- any other failure raises ``RepositoryError`` naming the repository and the cause;
+- a repository is a context manager; ``close()`` releases its clients and threads.
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ class Repository(abc.ABC):
         """Where this repository is, for messages (never includes credentials)."""
 
     @abc.abstractmethod
-    def open_writer(self, key: str) -> ObjectWriter: ...
+    def open_writer(self, key: str, *, size_hint: int | None = None) -> ObjectWriter: ...
 
     @abc.abstractmethod
     def open_reader(self, key: str) -> BinaryIO: ...
@@ -93,6 +97,15 @@ class Repository(abc.ABC):
     def get_bytes(self, key: str) -> bytes:
         with self.open_reader(key) as reader:
             return reader.read()
+
+    def close(self) -> None:
+        """Release clients and threads; the repository is not used afterwards."""
+
+    def __enter__(self) -> "Repository":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return "<%s %s>" % (type(self).__name__, self.describe())
@@ -179,7 +192,9 @@ class LocalRepository(Repository):
                 try:
                     os.mkdir(path, 0o700)
                 except FileExistsError:
-                    pass
+                    return
+                # The new directory's entry must survive a crash as the objects in it do.
+                self.fsync_dir(parent)
         except OSError as exc:
             raise self.error(exc, "creating directory", path) from None
 
@@ -191,7 +206,8 @@ class LocalRepository(Repository):
         finally:
             os.close(fd)
 
-    def open_writer(self, key: str) -> ObjectWriter:
+    def open_writer(self, key: str, *, size_hint: int | None = None) -> ObjectWriter:
+        del size_hint  # a file needs no part size
         return _LocalWriter(self, key)
 
     def open_reader(self, key: str) -> BinaryIO:
@@ -217,7 +233,12 @@ class LocalRepository(Repository):
         base = self.root
         if prefix:
             base = os.path.join(self.root, *check_key(prefix.rstrip("/")).split("/"))
-        for dirpath, _dirs, files in os.walk(base):
+        def failed(exc: OSError) -> None:
+            # A missing prefix is an empty listing; anything else (EACCES, EIO) must not read as
+            # "no backups".
+            if not (isinstance(exc, FileNotFoundError) and exc.filename == base):
+                raise self.error(exc, "listing", prefix or "/")
+        for dirpath, _dirs, files in os.walk(base, onerror=failed):
             rel = os.path.relpath(dirpath, self.root)
             for name in files:
                 if not name.startswith(_TMP_MARK):
@@ -243,17 +264,3 @@ class LocalRepository(Repository):
         self.makedirs(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise RepositoryError("%s: directory is not writable" % self.describe())
-
-
-def open_repository(spec: dict) -> Repository:
-    """Build a repository from one entry of ``lifeline_repositories``."""
-    name = spec.get("name") or ("s3" if spec.get("s3") else "local")
-    if spec.get("path") and spec.get("s3"):
-        raise ConfigError("repository %r: give either path or s3, not both" % name)
-    if spec.get("path"):
-        return LocalRepository(name, spec["path"])
-    if spec.get("s3"):
-        # Imported here so hosts without boto3 can still use local repositories.
-        from ansible_collections.lifeline.dr.plugins.module_utils.s3 import S3Repository  # pylint: disable=import-outside-toplevel
-        return S3Repository(name, **spec["s3"])
-    raise ConfigError("repository %r: needs either path (a local directory) or s3 (bucket settings)" % name)

@@ -29,6 +29,9 @@ from ansible_collections.lifeline.dr.plugins.module_utils.repository import (
 
 _MIB = 1024 * 1024
 _IN_FLIGHT = 2
+_MAX_PARTS = 10000  # S3's limit per multipart upload
+# Server-side encryption with KMS makes the ETag something other than the MD5 of the data.
+_ETAG_NOT_MD5 = ("aws:kms", "aws:kms:dsse")
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 
@@ -43,10 +46,26 @@ def _boto():
     return boto3, botocore
 
 
+def _md5(body: bytes) -> tuple[bytes, str]:
+    digest = hashlib.md5(body).digest()  # nosec - S3 integrity check, not security
+    return digest, base64.b64encode(digest).decode()
+
+
+def part_size_for(configured: int, size_hint: int | None) -> int:
+    """Equal parts of at least ``configured`` bytes (R2 wants equal parts), large enough that
+    the expected size fits well within S3's 10,000 parts."""
+    if not size_hint:
+        return configured
+    needed = -(-size_hint * 5 // 4 // (_MAX_PARTS * 9 // 10))  # 25 % headroom, 9,000 parts
+    return max(configured, -(-needed // _MIB) * _MIB)
+
+
 class _S3Writer(ObjectWriter):
-    def __init__(self, repo: "S3Repository", key: str) -> None:
+    def __init__(self, repo: "S3Repository", key: str, size_hint: int | None) -> None:
         self._repo = repo
         self._key = key
+        self._part_size = part_size_for(repo.part_size, size_hint)
+        self._md5s: list = []
         self._buf = bytearray()
         self._size = 0
         self._upload_id: str | None = None
@@ -65,13 +84,17 @@ class _S3Writer(ObjectWriter):
         if len(pending) >= _IN_FLIGHT:
             pending[0][1].result()
         number = len(self._parts) + 1
+        if number > _MAX_PARTS:
+            raise RepositoryError("%s: %s needs more than %d parts of %d MiB; raise s3.part_size_mb"
+                                  % (repo.describe(), self._key, _MAX_PARTS, self._part_size // _MIB))
         body = bytes(self._buf)
         self._buf = bytearray()
         self._parts.append((number, self._pool.submit(self._upload_part, number, body)))
 
     def _upload_part(self, number: int, body: bytes) -> str:
         repo = self._repo
-        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # nosec - S3 integrity check, not security
+        digest, md5 = _md5(body)
+        self._md5s.append((number, digest))
         resp = repo.call("uploading part %d of" % number, self._key, repo.client.upload_part,
                          Bucket=repo.bucket, Key=repo.full_key(self._key), UploadId=self._upload_id,
                          PartNumber=number, Body=body, ContentMD5=md5)
@@ -80,9 +103,9 @@ class _S3Writer(ObjectWriter):
     def write(self, data: bytes) -> None:
         self._buf += data
         self._size += len(data)
-        while len(self._buf) >= self._repo.part_size:
-            rest = self._buf[self._repo.part_size:]
-            del self._buf[self._repo.part_size:]
+        while len(self._buf) >= self._part_size:
+            rest = self._buf[self._part_size:]
+            del self._buf[self._part_size:]
             self._flush_part()
             self._buf = rest
 
@@ -91,9 +114,10 @@ class _S3Writer(ObjectWriter):
         try:
             if self._upload_id is None:
                 body = bytes(self._buf)
-                md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # nosec
+                digest, md5 = _md5(body)
                 repo.call("uploading", self._key, repo.client.put_object, Bucket=repo.bucket,
                           Key=repo.full_key(self._key), Body=body, ContentMD5=md5, **repo.put_args)
+                expected = digest.hex()
             else:
                 if self._buf:
                     self._flush_part()
@@ -102,7 +126,9 @@ class _S3Writer(ObjectWriter):
                           Bucket=repo.bucket, Key=repo.full_key(self._key), UploadId=self._upload_id,
                           MultipartUpload={"Parts": parts})
                 self._upload_id = None
-            size = repo.stat(self._key)
+                joined = b"".join(d for _n, d in sorted(self._md5s))
+                expected = "%s-%d" % (hashlib.md5(joined).hexdigest(), len(parts))  # nosec
+            size, etag = repo.head(self._key)
         except BaseException:
             self.abort()
             raise
@@ -112,6 +138,9 @@ class _S3Writer(ObjectWriter):
         if size != self._size:
             raise RepositoryError("%s: %s is %d bytes after upload, expected %d"
                                   % (repo.describe(), self._key, size, self._size))
+        if repo.etag_is_md5 and etag != expected:
+            raise RepositoryError("%s: %s has ETag %s after upload, expected %s: the stored bytes "
+                                  "differ from what was sent" % (repo.describe(), self._key, etag, expected))
         return size
 
     def abort(self) -> None:
@@ -164,6 +193,7 @@ class S3Repository(Repository):
         self.endpoint_url = endpoint_url
         self.part_size = part_size_mb * _MIB
         self.put_args: dict = {}
+        self.etag_is_md5 = server_side_encryption not in _ETAG_NOT_MD5
         if storage_class:
             self.put_args["StorageClass"] = storage_class
         if server_side_encryption:
@@ -221,17 +251,26 @@ class S3Repository(Repository):
         except exc.BotoCoreError as err:
             raise RepositoryError("%s: %s %s failed: %s" % (self.describe(), doing, key, err)) from None
 
-    def open_writer(self, key: str) -> ObjectWriter:
+    def open_writer(self, key: str, *, size_hint: int | None = None) -> ObjectWriter:
         check_key(key)
-        return _S3Writer(self, key)
+        return _S3Writer(self, key, size_hint)
 
     def open_reader(self, key: str) -> BinaryIO:
         resp = self.call("opening", key, self.client.get_object, Bucket=self.bucket, Key=self.full_key(key))
         return _S3Reader(self, key, resp["Body"])  # type: ignore[return-value]
 
-    def stat(self, key: str) -> int:
+    def head(self, key: str) -> tuple[int, str]:
+        """(stored size, ETag without quotes) of ``key``."""
         resp = self.call("checking", key, self.client.head_object, Bucket=self.bucket, Key=self.full_key(key))
-        return int(resp["ContentLength"])
+        return int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"')
+
+    def stat(self, key: str) -> int:
+        return self.head(key)[0]
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)  # botocore >= 1.28
+        if close:
+            close()
 
     def list(self, prefix: str = "") -> Iterator[str]:
         root = self.prefix + "/" if self.prefix else ""

@@ -13,7 +13,8 @@ from typing import Callable
 
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, isotime, utcnow
+from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, Sink, fetch_artifact
 
 

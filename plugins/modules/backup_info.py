@@ -91,13 +91,12 @@ catalog_warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import config
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.module import merge, repository_spec, run
 
 
 def info(module: AnsibleModule) -> dict:
     p = module.params
-    catalog = Catalog(config.repositories(p))
+    catalog = config.catalog(p)
     where = dict(site=p["site"], host=config.host_name(p), component=p["component"])
     entries = catalog.entries(**where)
     result = {"backups": [e.summary() for e in entries],

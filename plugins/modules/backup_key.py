@@ -103,7 +103,6 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import config, crypto
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
@@ -141,8 +140,8 @@ def _key_file(module: AnsibleModule) -> dict:
 
 def _describe(module: AnsibleModule) -> dict:
     p = module.params
-    entry = Catalog(config.repositories(p)).select(site=p["site"], host=config.host_name(p),
-                                                   component=p["component"], point=p["point"])
+    entry = config.catalog(p).select(site=p["site"], host=config.host_name(p),
+                                  component=p["component"], point=p["point"])
     m = entry.manifest
     codec = config.codec(p)
     if m.encryption == "age":

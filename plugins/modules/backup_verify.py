@@ -79,8 +79,7 @@ recorded_in:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
@@ -89,15 +88,15 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     repository_spec,
     run,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import check_for
-from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check, verify_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_backup
 
 
 def verify(module: AnsibleModule) -> dict:
     p = module.params
-    entry = Catalog(config.repositories(p)).select(site=p["site"], host=config.host_name(p),
-                                                   component=p["component"], point=p["point"])
-    checks = check_for(config.pg_connection(p), entry.manifest) if p["component"] == "postgres" else (lambda a: Check())
+    component = components.get(p["component"])
+    entry = config.catalog(p).select(site=p["site"], host=config.host_name(p),
+                                     component=component.name, point=p["point"])
+    checks = component.checks(p, entry.manifest)
     report = verify_backup(entry, config.codec(p), check_for=checks, record=p["record"] and not module.check_mode)
     report["changed"] = bool(report["recorded_in"])
     if not report["ok"]:

@@ -139,8 +139,8 @@ consistent_at:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
@@ -149,15 +149,13 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     repository_spec,
     run,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent, Scope
 
 
 def backup(module: AnsibleModule) -> dict:
     p = module.params
-    component = PostgresComponent(config.pg_connection(p), databases=p["databases"],
-                                  scope=Scope(p["scope"]), include_globals=p["globals"])
+    component = components.get("postgres").backup(p)
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
-                         host=config.host_name(p), state_dir=config.state_dir(p),
+                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
                          lock_wait=p["lock_timeout"], check_mode=module.check_mode)
     result = outcome.to_dict()
     result["changed"] = True
@@ -166,7 +164,7 @@ def backup(module: AnsibleModule) -> dict:
         result.update(consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
                       artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
                                   "database": a.meta.get("database")} for a in m.artifacts])
-    if outcome.status == "partial":
+    if outcome.status is Status.PARTIAL:
         if p["require_all_repositories"]:
             # Fail, but report what was stored: the complete copies are kept.
             module.fail_json(msg=outcome.message, error=RepositoryError.__name__, **result)

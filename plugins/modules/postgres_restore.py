@@ -57,7 +57,8 @@ options:
   safety_backup:
     description:
       - Before replacing a database that holds data, back it up into O(repositories) under
-        O(safety_backup_host). Needs O(recipients) (or O(aes_key)).
+        O(safety_backup_host), labelled C(safety) so it is never the source's C(latest); its id
+        is returned. Needs O(recipients) (or O(aes_key)) and this host's O(signing_key).
     type: bool
     default: false
   safety_backup_host:
@@ -141,6 +142,11 @@ consistent_at:
   returned: success
   type: str
   sample: "2026-11-23T02:00:04Z"
+safety_backup:
+  description: The safety backup taken before replacing data (labelled C(safety), never picked as C(latest)), or null.
+  returned: success and not check mode
+  type: dict
+  sample: {backup_id: 20261123T090000Z-77aa, host: db2, databases: [shop], stored_in: [local]}
 served_by:
   description: Repositories the artifacts were read from.
   returned: success and not check mode
@@ -151,9 +157,9 @@ served_by:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
+from ansible_collections.lifeline.dr.plugins.module_utils.catalog import SAFETY_LABEL
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
     merge,
@@ -161,35 +167,39 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     repository_spec,
     run,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_restore import (
-    PostgresRestore,
-    RestoreOptions,
-)
 
 
 def restore(module: AnsibleModule) -> dict:
     p = module.params
-    repos = config.repositories(p)
+    postgres = components.get("postgres")
+    catalog = config.catalog(p)
     codec = config.codec(p)
-    conn = config.pg_connection(p)
-    entry = Catalog(repos).select(site=p["site"], host=config.host_name(p), component="postgres",
-                                  point=p["point"])
-    job = PostgresRestore(entry, codec, conn, RestoreOptions(
-        databases=p["databases"] or None, include_globals=p["globals"], replace=p["replace"],
-        jobs=p["jobs"], staging_dir=p["staging_dir"], keep_replaced=p["keep_replaced"]))
+    entry = catalog.select(site=p["site"], host=config.host_name(p), component=postgres.name,
+                           point=p["point"])
+    for warning in catalog.warnings:
+        module.warn(warning)
+    job = postgres.restore(entry, codec, p)
+    signer = config.signer(p) if p["safety_backup"] else None  # fail before anything changes
     if module.check_mode:
         plan = job.plan()
         return {"changed": bool(plan["databases"]) or plan["globals"], "plan": plan,
                 "backup_id": entry.manifest.backup_id, "consistent_at": entry.manifest.consistent_at}
 
+    safety: dict = {}
+
     def safety_backup(names: list) -> None:
-        run_backup(PostgresComponent(conn, databases=names, include_globals=False), repos, codec,
-                   site=p["site"], host=p["safety_backup_host"] or config.host_name({}),
-                   state_dir=config.state_dir(p))
+        # Labelled "safety": never the source's "latest", found by the id returned here.
+        component = postgres.backup(dict(p, databases=names, globals=False, scope="full"))
+        component.labels = [SAFETY_LABEL]
+        outcome = run_backup(component, catalog.repositories, codec, site=p["site"],
+                             host=p["safety_backup_host"] or config.host_name({}),
+                             state_dir=config.state_dir(p), signer=signer)
+        safety.update(backup_id=outcome.manifest.backup_id, host=outcome.manifest.host,
+                      databases=names, stored_in=outcome.stored_in)
 
     report = job.run(before_replace=safety_backup if p["safety_backup"] else None)
     report["changed"] = True
+    report["safety_backup"] = safety or None
     return report
 
 

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lifeline_it  # noqa: E402  (puts tests/lib and the collection on sys.path)
 from lifeline_it import SAMPLE_SQL  # noqa: E402
 from services import PG_BIN, Postgres, _as_postgres  # noqa: E402
+import keys  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
 
@@ -147,6 +148,7 @@ def params(tmp_path, source_pg, moto, bucket, age_keys) -> dict:
         "port": source_pg.port,
         "login_password": source_pg.password,
         "state_dir": str(tmp_path / "state"),
+        **keys.signing_params(),
     }
 
 

@@ -30,7 +30,6 @@ for _p in (os.path.join(ROOT, "tests", "lib"), COLLECTIONS):
 
 from ansible_collections.lifeline.dr.plugins.module_utils import config  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup  # noqa: E402
-from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import (  # noqa: E402
     PostgresComponent,
     Scope,
@@ -115,7 +114,7 @@ def run_backup_for(params: dict, *, databases=None, scope: str = "full", include
     component = PostgresComponent(config.pg_connection(params), databases=databases,
                                   scope=Scope(scope), include_globals=include_globals)
     return run_backup(component, config.repositories(params), config.codec(params), site=site,
-                      host=host, state_dir=params["state_dir"], lock_wait=lock_wait,
+                      host=host, state_dir=params["state_dir"], signer=config.signer(params), lock_wait=lock_wait,
                       check_mode=check_mode)
 
 
@@ -124,19 +123,19 @@ def restore_for(params: dict, target, *, point: str = "latest", site: str = SITE
     """Restore ``host``'s backup at ``point`` into the PostgreSQL server ``target``; returns the report.
     ``opts`` are RestoreOptions fields (databases, replace, include_globals, keep_replaced, ...)."""
     p = dict(params, port=target.port, login_password=target.password)
-    entry = Catalog(config.repositories(p)).select(site=site, host=host, component=COMPONENT, point=point)
+    entry = config.catalog(p).select(site=site, host=host, component=COMPONENT, point=point)
     opts.setdefault("staging_dir", os.path.join(params["state_dir"], "staging"))
     job = PostgresRestore(entry, config.codec(p), config.pg_connection(p), RestoreOptions(**opts))
     return job.run(before_replace=before_replace)
 
 
 def catalog_ids(params: dict, *, site: str = SITE, host: str = HOST) -> list:
-    entries = Catalog(config.repositories(params)).entries(site=site, host=host, component=COMPONENT)
+    entries = config.catalog(params).entries(site=site, host=host, component=COMPONENT)
     return [e.manifest.backup_id for e in entries]
 
 
 def catalog_entry(params: dict, backup_id: str, *, site: str = SITE, host: str = HOST):
-    return Catalog(config.repositories(params)).select(site=site, host=host, component=COMPONENT,
+    return config.catalog(params).select(site=site, host=host, component=COMPONENT,
                                                        point=backup_id)
 
 

@@ -26,7 +26,8 @@ from lifeline_it import (
 
 
 def _common(params: dict) -> dict:
-    return {"repositories": params["repositories"], "site": SITE, "host": HOST, "state_dir": params["state_dir"]}
+    return {"repositories": params["repositories"], "site": SITE, "host": HOST, "state_dir": params["state_dir"],
+            "signing_key": params["signing_key"], "trusted_signers": params["trusted_signers"]}
 
 
 def _pg(params: dict) -> dict:
@@ -240,10 +241,17 @@ def test_postgres_restore_with_safety_backup_stores_the_replaced_database_first_
     assert rc == 0, output
     assert [d["action"] for d in result["databases"]] == ["replace"]
     assert "safety_backup" in result["phases"]
-    # The safety backup holds the replaced content, under its own host name.
-    rc, info, output = adhoc("lifeline.dr.backup_info", dict(_common(params), host="target-host", point="latest"))
+    # The safety backup holds the replaced content, under its own host name and label; it is
+    # found by the id the restore returned, never as that host's "latest".
+    safety = result["safety_backup"]
+    assert safety["host"] == "target-host" and safety["databases"] == ["shop"]
+    rc, info, output = adhoc("lifeline.dr.backup_info", dict(_common(params), host="target-host",
+                                                             point=safety["backup_id"]))
     assert rc == 0, output
     assert info["selected"]["facts"]["databases"] == ["shop"]
+    assert info["selected"]["labels"] == ["safety"]
+    rc, _info, output = adhoc("lifeline.dr.backup_info", dict(_common(params), host="target-host", point="latest"))
+    assert rc != 0 and "safety" in output
     safety_root = os.path.join(local_repo, SITE, "target-host")
     (path,) = manifests_under(safety_root)
     with open(os.path.join(safety_root, path), encoding="utf-8") as fh:

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import keys  # tests/lib, on sys.path through conftest.py
 
 from lifeline_it import (
     PYTHON,
@@ -409,7 +410,8 @@ def test_restore_that_fails_verification_keeps_the_existing_database_and_drops_t
             shop = next(a for a in manifest["artifacts"] if a["name"] == SHOP)
             assert shop["meta"]["tables"]["crm.customer"] == 2000
             shop["meta"]["tables"]["crm.customer"] = 1999
-            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            # Signed by the trusted key: the verification itself must catch the mismatch.
+            data = json.dumps(keys.SIGNER.sign(manifest), indent=2, sort_keys=True).encode()
         with open(os.path.join(dst_dir, name), "wb") as fh:
             fh.write(data)
     tampered = dict(params, repositories=[{"name": "tampered", "path": str(tampered_root)}])

@@ -27,7 +27,7 @@ from lifeline_it import (
 )
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import isotime, parse_time
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, parse_time
 
 # Facts about the sample data that a correct restore must reproduce: (database, query).
 SAMPLE_FACTS = [
@@ -155,7 +155,8 @@ def test_schema_only_backup_restores_the_schema_with_zero_rows(params, source_pg
     outcome = run_backup_for(params, scope="schema")
     assert outcome.manifest.kind == "schema"
 
-    restore_for(params, target_pg)
+    # "latest" never picks a schema-only dump; asked for by id it restores.
+    restore_for(params, target_pg, point=outcome.manifest.backup_id)
 
     assert set(databases(target_pg)) >= {"shop", "analytics-ü"}
     for db, table in (("shop", "crm.customer"), ("shop", 'sales."order"'), ("analytics-ü", "public.events")):

@@ -19,7 +19,9 @@ import stat
 import pytest
 
 from faults import FullDisk
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import Component, Source, run_backup
+from keys import SIGNER, trust
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import generate_age_identity
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
@@ -143,7 +145,7 @@ def state_dir(tmp_path) -> str:
 
 def test_a_backup_stores_every_artifact_and_the_manifest_in_every_repository(repos, state_dir):
     component = two_artifacts()
-    outcome = run_backup(component, repos, CODEC, state_dir=state_dir, **SCOPE)
+    outcome = run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert outcome.status == "ok"
     assert outcome.stored_in == ["first", "second"]
     assert outcome.failed == {}
@@ -152,7 +154,7 @@ def test_a_backup_stores_every_artifact_and_the_manifest_in_every_repository(rep
     assert manifest.tools == {"fake-dump": "1.0"}
     assert manifest.key_id == [RECIPIENT]
 
-    entry = Catalog(repos).select(site="fra", host="db1", component="files")
+    entry = Catalog(repos, trust=trust()).select(site="fra", host="db1", component="files")
     assert entry.manifest == manifest
     assert [r.name for r in entry.repositories] == ["first", "second"]
     for art, data in zip(manifest.artifacts, (GLOBALS, DATABASE)):
@@ -174,8 +176,8 @@ def test_the_manifest_is_committed_last_and_only_after_every_artifact(tmp_path, 
     class RecordingRepository(LocalRepository):
         """A real local repository that also notes, in order, every object it commits."""
 
-        def open_writer(self, key):
-            writer = super().open_writer(key)
+        def open_writer(self, key, *, size_hint=None):
+            writer = super().open_writer(key, size_hint=size_hint)
             commit = writer.commit
 
             def logged_commit():
@@ -195,7 +197,7 @@ def test_the_manifest_is_committed_last_and_only_after_every_artifact(tmp_path, 
     component = FakeComponent([
         BytesSource("globals.sql", "globals", GLOBALS, on_open=look_for_manifests),
         BytesSource("db-app.dump", "database", DATABASE, on_open=look_for_manifests)])
-    run_backup(component, repos, CODEC, state_dir=state_dir, **SCOPE)
+    run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
 
     assert seen_while_streaming == []
     names = [name for _repo, name in log]
@@ -205,7 +207,7 @@ def test_the_manifest_is_committed_last_and_only_after_every_artifact(tmp_path, 
 
 
 def test_the_status_record_is_0600_and_holds_the_outcome(repos, state_dir):
-    outcome = run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, **SCOPE)
+    outcome = run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     record = status_record(state_dir)
     assert record["status"] == "ok"
     assert record["backup_id"] == outcome.manifest.backup_id
@@ -224,7 +226,7 @@ def test_the_status_record_is_0600_and_holds_the_outcome(repos, state_dir):
 def test_a_source_failing_mid_way_leaves_no_manifest_and_no_artifacts(repos, state_dir, error):
     component = two_artifacts(fail_with=error)
     with pytest.raises(type(error), match=str(error)):
-        run_backup(component, repos, CODEC, state_dir=state_dir, **SCOPE)
+        run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     for repo in repos:
         assert files_in(repo.root) == []  # no manifest, no artifact, no temporary file
     record = status_record(state_dir)
@@ -236,7 +238,7 @@ def test_a_source_failing_mid_way_leaves_no_manifest_and_no_artifacts(repos, sta
 def test_a_failed_source_is_named_in_the_status_record(repos, state_dir):
     with pytest.raises(SourceError):
         run_backup(two_artifacts(fail_with=SourceError("pg_dump exited with 1")), repos, CODEC,
-                   state_dir=state_dir, **SCOPE)
+                   state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert "pg_dump exited with 1" in status_record(state_dir)["message"]
 
 
@@ -245,7 +247,7 @@ def test_a_failed_source_is_named_in_the_status_record(repos, state_dir):
 def test_one_unreachable_repository_gives_a_partial_backup_in_the_other(repos, state_dir,
                                                                         unreachable_endpoint):
     offline = offline_repo(unreachable_endpoint)
-    outcome = run_backup(two_artifacts(), [offline, repos[0]], CODEC, state_dir=state_dir, **SCOPE)
+    outcome = run_backup(two_artifacts(), [offline, repos[0]], CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert outcome.status == "partial"
     assert outcome.stored_in == ["first"]
     assert list(outcome.failed) == ["offsite"]
@@ -272,7 +274,7 @@ def test_a_repository_failing_mid_run_is_dropped_and_its_incomplete_copy_removed
         return fh
     monkeypatch.setattr(os, "fdopen", fdopen)
 
-    outcome = run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, **SCOPE)
+    outcome = run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert outcome.status == "partial"
     assert outcome.stored_in == ["first"]
     assert "no space left on device" in outcome.failed["second"]
@@ -285,7 +287,7 @@ def test_all_repositories_unreachable_is_a_repository_error_and_a_failed_status(
     component = two_artifacts()
     repos = [offline_repo(unreachable_endpoint, "offsite-a"), offline_repo(unreachable_endpoint, "offsite-b")]
     with pytest.raises(RepositoryError) as info:
-        run_backup(component, repos, CODEC, state_dir=state_dir, **SCOPE)
+        run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     message = str(info.value)
     assert "no repository could store the backup" in message
     assert "offsite-a" in message and "offsite-b" in message
@@ -300,7 +302,7 @@ def test_all_repositories_unreachable_is_a_repository_error_and_a_failed_status(
 def test_check_mode_reports_the_plan_and_writes_nothing(repos, state_dir, unreachable_endpoint):
     component = two_artifacts()
     outcome = run_backup(component, repos + [offline_repo(unreachable_endpoint)], CODEC,
-                         state_dir=state_dir, check_mode=True, **SCOPE)
+                         state_dir=state_dir, check_mode=True, signer=SIGNER, **SCOPE)
     assert outcome.status == "planned"
     assert outcome.plan == [{"artifact": "globals.sql", "kind": "globals"},
                             {"artifact": "db-app.dump", "kind": "database"}]
@@ -317,7 +319,7 @@ def test_a_second_run_of_the_same_component_is_refused_while_one_holds_the_lock(
     component = two_artifacts()
     with Lock(os.path.join(state_dir, "locks"), "fra-db1-files"):
         with pytest.raises(LockedError, match="pid %d" % os.getpid()):
-            run_backup(component, repos, CODEC, state_dir=state_dir, **SCOPE)
+            run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert not component.prepared
     for repo in repos:
         assert not os.path.exists(repo.root) or files_in(repo.root) == []
@@ -326,7 +328,7 @@ def test_a_second_run_of_the_same_component_is_refused_while_one_holds_the_lock(
 @pytest.mark.parametrize("scope", [{"site": "fra", "host": "../db1"}, {"site": "", "host": "db1"}])
 def test_an_unsafe_site_or_host_name_fails_before_anything_is_written(repos, state_dir, scope):
     with pytest.raises(ConfigError):
-        run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, **scope)
+        run_backup(two_artifacts(), repos, CODEC, state_dir=state_dir, signer=SIGNER, **scope)
     assert not os.path.exists(state_dir)
     assert not any(os.path.exists(r.root) for r in repos)
 
@@ -334,6 +336,6 @@ def test_an_unsafe_site_or_host_name_fails_before_anything_is_written(repos, sta
 def test_missing_encryption_recipients_fail_before_anything_is_written(repos, state_dir):
     no_keys = Codec(compression="zstd", encryption="age", recipients=[])
     with pytest.raises(ConfigError, match="recipient"):
-        run_backup(two_artifacts(), repos, no_keys, state_dir=state_dir, **SCOPE)
+        run_backup(two_artifacts(), repos, no_keys, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert not os.path.exists(state_dir)
     assert not any(os.path.exists(r.root) for r in repos)

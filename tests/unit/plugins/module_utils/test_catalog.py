@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from keys import SIGNER, trust
+
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import NotFoundError, RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
@@ -35,7 +37,7 @@ def manifest(backup_id: str, *, finished: str, consistent_at: str | None = None,
 
 def store(repo, m: Manifest, key_prefix: str | None = None) -> str:
     key = (key_prefix or m.prefix) + MANIFEST_NAME
-    repo.put_bytes(key, m.to_json())
+    repo.put_bytes(key, m.to_json(SIGNER))
     return key
 
 
@@ -61,9 +63,9 @@ def test_entries_are_ordered_by_finished_not_by_write_order_id_or_mtime(repos):
     # mtimes contradict the manifests too (wal-g#694: LATEST by mtime restored the wrong backup)
     os.utime(repo.path_of(keys[oldest.backup_id]), (2_000_000_000, 2_000_000_000))
     os.utime(repo.path_of(keys[long_run.backup_id]), (1_000_000_000, 1_000_000_000))
-    entries = Catalog([repo]).entries(**SCOPE)
+    entries = Catalog([repo], trust=trust()).entries(**SCOPE)
     assert ids(entries) == ["20261122T010000Z-cccc", "20261123T020000Z-bbbb", "20261123T010000Z-aaaa"]
-    assert Catalog([repo]).select(**SCOPE).manifest.backup_id == "20261123T010000Z-aaaa"
+    assert Catalog([repo], trust=trust()).select(**SCOPE).manifest.backup_id == "20261123T010000Z-aaaa"
 
 
 def test_a_backup_in_two_repositories_is_one_entry_listing_both_in_configuration_order(repos):
@@ -73,12 +75,12 @@ def test_a_backup_in_two_repositories_is_one_entry_listing_both_in_configuration
     only_second = manifest("20261124T020000Z-3c4d", finished="2026-11-24T02:10:00Z")
     store(repos[1], only_second)
 
-    entries = Catalog(repos).entries(**SCOPE)
+    entries = Catalog(repos, trust=trust()).entries(**SCOPE)
     assert ids(entries) == ["20261123T020000Z-1a2b", "20261124T020000Z-3c4d"]
     assert [r.name for r in entries[0].repositories] == ["first", "second"]
     assert [r.name for r in entries[1].repositories] == ["second"]
 
-    reversed_entries = Catalog(list(reversed(repos))).entries(**SCOPE)
+    reversed_entries = Catalog(list(reversed(repos)), trust=trust()).entries(**SCOPE)
     assert [r.name for r in reversed_entries[0].repositories] == ["second", "first"]
 
 
@@ -87,7 +89,7 @@ def test_summary_reports_size_artifacts_and_repositories(repos):
     m.artifacts.append(Artifact(name="g.sql.zst", kind="globals", size=5, sha256="1" * 64, plain_size=7))
     for repo in repos:
         store(repo, m)
-    summary = Catalog(repos).select(**SCOPE).summary()
+    summary = Catalog(repos, trust=trust()).select(**SCOPE).summary()
     assert summary["backup_id"] == "20261123T020000Z-1a2b"
     assert summary["size"] == 15
     assert summary["artifacts"] == 2
@@ -107,7 +109,7 @@ def three_backups(repos):
                      consistent_at="2026-11-23T02:00:10Z")]
     for m in made:
         store(repos[0], m)
-    return Catalog(repos)
+    return Catalog(repos, trust=trust())
 
 
 @pytest.mark.parametrize("point", ["latest", ""])
@@ -150,7 +152,7 @@ def test_select_before_the_oldest_backup_names_the_oldest(three_backups):
 
 def test_select_without_any_backup_names_every_repository(repos):
     with pytest.raises(NotFoundError) as info:
-        Catalog(repos).select(**SCOPE)
+        Catalog(repos, trust=trust()).select(**SCOPE)
     message = str(info.value)
     assert "no postgres backup of host 'db1' in site 'fra'" in message
     assert repos[0].root in message and repos[1].root in message
@@ -165,7 +167,7 @@ def test_a_corrupt_manifest_warns_and_the_intact_copy_is_used(repos, corrupt_in)
         key = store(repo, m)
         if index == corrupt_in:
             repo.put_bytes(key, m.to_json()[:40])  # truncated
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     entries = catalog.entries(**SCOPE)
     assert ids(entries) == ["20261123T020000Z-1a2b"]
     assert [r.name for r in entries[0].repositories] == [repos[1 - corrupt_in].name]
@@ -180,7 +182,7 @@ def test_a_copy_whose_manifest_differs_from_the_first_is_not_listed_as_holding_t
     altered = manifest("20261123T020000Z-1a2b", finished="2026-11-23T02:10:00Z")
     altered.artifacts[0].sha256 = "f" * 64
     store(repos[1], altered)
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     entries = catalog.entries(**SCOPE)
     assert [r.name for r in entries[0].repositories] == ["first"]
     assert entries[0].manifest.artifacts[0].sha256 == "0" * 64
@@ -191,7 +193,7 @@ def test_a_copy_whose_manifest_differs_from_the_first_is_not_listed_as_holding_t
 def test_a_backup_whose_only_manifest_is_corrupt_is_not_listed(repos):
     m = manifest("20261123T020000Z-1a2b", finished="2026-11-23T02:10:00Z")
     repos[0].put_bytes(m.prefix + MANIFEST_NAME, b"\x00garbage")
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     assert catalog.entries(**SCOPE) == []
     assert len(catalog.warnings) == 1
 
@@ -203,7 +205,7 @@ def test_keys_that_are_not_manifests_of_a_backup_id_are_ignored(repos):
     repos[0].put_bytes(m.prefix + "db.dump.zst", b"data")
     repos[0].put_bytes("fra/db1/postgres/not-an-id/manifest.json", m.to_json())
     repos[0].put_bytes("fra/db1/postgres/20261124T020000Z-ffff/manifest.json.bak", m.to_json())
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     assert ids(catalog.entries(**SCOPE)) == ["20261123T020000Z-1a2b"]
     assert catalog.warnings == []
 
@@ -213,7 +215,7 @@ def test_one_unreachable_repository_is_a_warning_and_the_others_are_used(repos, 
     store(repos[0], m)
     offline = S3Repository("offsite", bucket="backups", endpoint_url=unreachable_endpoint,
                            access_key="a", secret_key="b", connect_timeout=1, max_attempts=1)
-    catalog = Catalog([offline, repos[0]])
+    catalog = Catalog([offline, repos[0]], trust=trust())
     assert ids(catalog.entries(**SCOPE)) == ["20261123T020000Z-1a2b"]
     assert len(catalog.warnings) == 1
     assert "cannot reach" in catalog.warnings[0]
@@ -223,7 +225,7 @@ def test_no_readable_repository_is_a_repository_error(unreachable_endpoint):
     offline = S3Repository("offsite", bucket="backups", endpoint_url=unreachable_endpoint,
                            access_key="a", secret_key="b", connect_timeout=1, max_attempts=1)
     with pytest.raises(RepositoryError, match="no repository could be read: .*cannot reach"):
-        Catalog([offline]).entries(**SCOPE)
+        Catalog([offline], trust=trust()).entries(**SCOPE)
 
 
 # --- scoping ---------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def test_another_hosts_sites_or_components_backups_never_show_up(repos):
     for m in others:
         store(repos[0], m)
         store(repos[1], m)
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     assert ids(catalog.entries(**SCOPE)) == ["20261123T020000Z-0001"]
     assert catalog.select(**SCOPE).manifest.host == "db1"
     assert ids(catalog.entries(site="fra", host="db10", component="postgres")) == ["20261123T020000Z-0002"]
@@ -254,7 +256,7 @@ def test_a_manifest_of_another_host_misplaced_under_this_hosts_path_is_not_liste
     store(repos[0], foreign, key_prefix="fra/db1/postgres/20261123T020000Z-0002/")
     renamed = manifest("20261123T020000Z-0003", finished="2026-11-23T03:00:00Z")
     store(repos[0], renamed, key_prefix="fra/db1/postgres/20261123T020000Z-0004/")
-    catalog = Catalog(repos)
+    catalog = Catalog(repos, trust=trust())
     assert catalog.entries(**SCOPE) == []
     assert len(catalog.warnings) == 2
     assert any("db2" in w for w in catalog.warnings)

@@ -19,10 +19,9 @@ from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
     backup_prefix,
     check_name,
     is_backup_id,
-    isotime,
     new_backup_id,
-    parse_time,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, parse_time
 
 UTC = datetime.timezone.utc
 
@@ -43,7 +42,7 @@ def sample(**overrides) -> Manifest:
 
 
 def test_to_json_then_from_json_gives_back_an_equal_manifest():
-    manifest = sample(parent_id="20261122T020000Z-ffff")
+    manifest = sample(kind="incremental", parent_id="20261122T020000Z-ffff")
     again = Manifest.from_json(manifest.to_json())
     assert again == manifest
     assert isinstance(again.artifacts[1], Artifact)

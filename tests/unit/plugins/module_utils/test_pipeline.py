@@ -331,3 +331,39 @@ def test_codec_suffix_names_compression_then_encryption():
     assert [CODECS[n].suffix for n in ("age-zstd", "aes-zstd", "none-zstd", "age-gzip", "none-none")] == \
         [".zst.age", ".zst.aes", ".zst", ".gz.age", ""]
     assert Codec(encryption="none").encryption is Encryption.NONE
+
+
+def test_a_fallback_to_the_next_repository_is_reported_naming_repository_artifact_and_cause(tmp_path):
+    # The operator must learn that one copy rotted even though the restore succeeded.
+    from ansible_collections.lifeline.dr.plugins.module_utils.repository import LocalRepository
+    first, second = LocalRepository("first", str(tmp_path / "a")), LocalRepository("second", str(tmp_path / "b"))
+    codec = Codec(compression="zstd", encryption="none")
+    writers = [first.open_writer("x/a.zst"), second.open_writer("x/a.zst")]
+    result = store_stream(io.BytesIO(b"payload" * 1000), writers, codec, aad=b"")
+    for w in writers:
+        w.commit()
+    art = Artifact(name="a.zst", kind="k", size=result.size, sha256=result.sha256, plain_size=result.plain_size)
+    manifest = Manifest(backup_id="20261123T020000Z-1a2b", site="s", host="h", component="c", kind="full",
+                        started="2026-11-23T02:00:00.000Z", finished="2026-11-23T02:00:00.000Z",
+                        consistent_at="2026-11-23T02:00:00.000Z", compression="zstd", encryption="none",
+                        key_id=[], artifacts=[art])
+    with open(first.path_of("x/a.zst"), "r+b") as fh:
+        fh.seek(5)
+        fh.write(b"\xff")
+    got, warnings = [], []
+
+    class Collect(Sink):
+        def write(self, data):
+            got.append(data)
+
+        def reset(self):
+            got.clear()
+
+    first_key = "s/h/c/20261123T020000Z-1a2b/a.zst"
+    for repo in (first, second):
+        repo.put_bytes(first_key, repo.get_bytes("x/a.zst"))
+    served = fetch_artifact(manifest, art, [first, second], codec, Collect(), warnings=warnings)
+    assert served == "second"
+    assert b"".join(got) == b"payload" * 1000
+    assert len(warnings) == 1
+    assert "a.zst" in warnings[0] and "'first'" in warnings[0] and "corrupt" in warnings[0]

@@ -15,9 +15,9 @@ from repository_suite import RepositoryContract
 
 from faults import FullDisk
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, RepositoryError
+from ansible_collections.lifeline.dr.plugins.module_utils.config import open_repository
 from ansible_collections.lifeline.dr.plugins.module_utils.repository import (
     LocalRepository,
-    open_repository,
 )
 
 

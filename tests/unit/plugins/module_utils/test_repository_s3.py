@@ -23,7 +23,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     NotFoundError,
     RepositoryError,
 )
-from ansible_collections.lifeline.dr.plugins.module_utils.repository import open_repository
+from ansible_collections.lifeline.dr.plugins.module_utils.config import open_repository
 from ansible_collections.lifeline.dr.plugins.module_utils.s3 import S3Repository
 
 

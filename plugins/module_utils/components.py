@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The component registry: the one place a component's name meets its code.
+
+The CLI, the modules, verify and the playbooks know components only through ``get(name)``; adding
+Redis or files is adding their files and one line to ``_FACTORIES`` (restic's
+location/registry.go, barman's get_cloud_interface). Each component's code is imported only
+when asked for, so a host without psycopg2 can still back up files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from ansible_collections.lifeline.dr.plugins.module_utils import config
+from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Component
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
+from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
+from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
+from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
+
+CheckFor = Callable[[Artifact], Check]
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentType:
+    """What the front doors need of a component; ``params`` are the modules' option names."""
+
+    name: str
+    #: params -> the backup side (a Component yielding Sources)
+    backup: Callable[[dict], Component]
+    #: (params, manifest) -> a function giving each artifact's content check for verify
+    checks: Callable[[dict, Manifest], CheckFor]
+    #: (entry, codec, params) -> a restore job with plan() and run()
+    restore: Callable[[Entry, Codec, dict], object]
+
+
+def _postgres() -> ComponentType:
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import check_for
+    from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import PostgresComponent, Scope
+    from ansible_collections.lifeline.dr.plugins.module_utils.postgres_restore import (
+        PostgresRestore,
+        RestoreOptions,
+    )
+
+    def backup(p: dict) -> Component:
+        return PostgresComponent(config.pg_connection(p), databases=p.get("databases") or None,
+                                 scope=Scope(p.get("scope") or "full"),
+                                 include_globals=p.get("globals", True) is not False)
+
+    def restore(entry: Entry, codec: Codec, p: dict):
+        return PostgresRestore(entry, codec, config.pg_connection(p), RestoreOptions(
+            databases=p.get("databases") or None, include_globals=p.get("globals", True) is not False,
+            replace=bool(p.get("replace")), jobs=int(p.get("jobs") or 2),
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging",
+            keep_replaced=bool(p.get("keep_replaced"))))
+
+    return ComponentType("postgres", backup, lambda p, m: check_for(config.pg_connection(p), m), restore)
+
+
+_FACTORIES: dict[str, Callable[[], ComponentType]] = {
+    "postgres": _postgres,
+}
+
+
+def names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get(name: str) -> ComponentType:
+    """The registered component ``name``; ConfigError listing the known ones otherwise."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ConfigError("unknown component %r; Lifeline knows: %s" % (name, ", ".join(names())))
+    return factory()
