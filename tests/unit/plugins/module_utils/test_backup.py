@@ -28,6 +28,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
     LockedError,
     RepositoryError,
+    IntegrityError,
     SourceError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.locking import Lock
@@ -339,3 +340,39 @@ def test_missing_encryption_recipients_fail_before_anything_is_written(repos, st
         run_backup(two_artifacts(), repos, no_keys, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert not os.path.exists(state_dir)
     assert not any(os.path.exists(r.root) for r in repos)
+
+
+@pytest.mark.parametrize("name", ["db-a..b.dump", "-leading-dash"])
+def test_a_source_with_an_unsafe_artifact_name_fails_the_backup_and_writes_no_manifest(repos, state_dir, name):
+    # What a reader would refuse is never written: the new manifest is validated before commit.
+    component = FakeComponent([BytesSource(name, "database", DATABASE)])
+    with pytest.raises(IntegrityError, match="unsafe artifact name"):
+        run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
+    for repo in repos:
+        assert not [f for f in files_in(repo.root) if f.endswith(MANIFEST_NAME)]
+
+
+def test_the_stored_manifest_is_signed_by_the_hosts_key_and_records_parent_and_labels(repos, state_dir):
+    component = two_artifacts()
+    component.labels = ["weekly"]
+    outcome = run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
+    raw = json.loads(repos[0].get_bytes(outcome.manifest.prefix + MANIFEST_NAME))
+    assert raw["signature"]["key"] == SIGNER.key_id
+    assert raw["labels"] == ["weekly"] and raw["parent_id"] is None
+    assert trust("db1").verify(raw, host="db1", where="test") == SIGNER.key_id
+
+
+def test_after_commit_runs_only_once_the_manifest_is_stored(repos, state_dir):
+    seen = []
+
+    class Advancing(FakeComponent):
+        def after_commit(self, manifest):
+            seen.append([f for r in repos for f in files_in(r.root) if f.endswith(MANIFEST_NAME)])
+
+    ok = Advancing([BytesSource("a", "k", b"1")])
+    run_backup(ok, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
+    assert len(seen) == 1 and len(seen[0]) == 2
+    failing = Advancing([BytesSource("a", "k", b"1", fail_with=SourceError("boom"))])
+    with pytest.raises(SourceError):
+        run_backup(failing, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
+    assert len(seen) == 1  # a failed run never advances the component's state

@@ -161,3 +161,41 @@ def test_open_repository_refuses_an_ambiguous_or_empty_spec(spec, match):
 
 def test_describe_names_the_repository_and_its_directory(repo):
     assert repo.describe() == "local repository 'local' (%s)" % repo.root
+
+
+def test_a_listing_that_fails_is_an_error_never_an_empty_catalog(tmp_path, monkeypatch):
+    # Fault injection: root bypasses permissions, so EACCES on a directory is simulated.
+    repo = LocalRepository("disk", str(tmp_path / "repo"))
+    repo.put_bytes("fra/db1/postgres/x/manifest.json", b"{}")
+    real_scandir = os.scandir
+
+    def denied(path="."):
+        if str(path).endswith("db1"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(RepositoryError, match="permission denied while listing"):
+        list(repo.list("fra/"))
+
+
+def test_a_prefix_nothing_was_stored_under_lists_as_empty(tmp_path):
+    repo = LocalRepository("disk", str(tmp_path / "repo"))
+    assert list(repo.list("fra/db1/")) == []
+    repo.put_bytes("other/x", b"1")
+    assert list(repo.list("fra/db1/")) == []
+
+
+def test_a_root_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "repo").write_bytes(b"not a directory")
+    with pytest.raises(RepositoryError, match="listing"):
+        list(LocalRepository("disk", str(tmp_path / "repo")).list(""))
+
+
+def test_new_directories_are_fsynced_into_their_parents(tmp_path, monkeypatch):
+    synced = []
+    real = LocalRepository.fsync_dir
+    monkeypatch.setattr(LocalRepository, "fsync_dir", staticmethod(lambda p: (synced.append(p), real(p))))
+    repo = LocalRepository("disk", str(tmp_path / "repo"))
+    repo.put_bytes("a/b/c", b"1")
+    for parent in (tmp_path, tmp_path / "repo", tmp_path / "repo" / "a"):
+        assert str(parent) in synced

@@ -167,3 +167,64 @@ def test_open_repository_builds_an_s3_repository_from_s3_settings(moto_server, s
     assert isinstance(repo, S3Repository)
     repo.put_bytes("k", b"v")
     assert repo.get_bytes("k") == b"v"
+
+
+# --- integrity of what S3 stored, part sizing -----------------------------------------------
+
+@pytest.mark.parametrize("size", [100, 12 * MIB], ids=["single-put", "multipart"])
+def test_the_etag_s3_reports_matches_the_md5_of_what_was_sent(moto_server, s3_bucket, size):
+    repo = make_repo(moto_server, s3_bucket)
+    data = payload(size)
+    assert repo.put_bytes("a/obj", data) == size
+    assert repo.head("a/obj")[1]  # the ETag the commit compared
+    assert repo.get_bytes("a/obj") == data
+
+
+@pytest.mark.parametrize("size", [100, 12 * MIB], ids=["single-put", "multipart"])
+def test_a_stored_object_whose_etag_differs_is_a_repository_error(moto_server, s3_bucket, size):
+    # Fault injection: the store reports an ETag that is not what was sent (bytes changed on the way).
+    repo = make_repo(moto_server, s3_bucket)
+    real_head = repo.client.head_object
+
+    def lying_head(**kwargs):
+        resp = real_head(**kwargs)
+        return dict(resp, ETag='"%s"' % ("0" * 32))
+    repo.client.head_object = lying_head
+    with pytest.raises(RepositoryError, match="ETag .* expected"):
+        repo.put_bytes("a/obj", payload(size))
+
+
+def test_kms_encrypted_uploads_are_not_compared_with_an_md5_etag(moto_server, s3_bucket):
+    assert not make_repo(moto_server, s3_bucket, server_side_encryption="aws:kms").etag_is_md5
+    assert make_repo(moto_server, s3_bucket, server_side_encryption="AES256").etag_is_md5
+
+
+@pytest.mark.parametrize("hint, expected_mib", [
+    (None, 16), (0, 16), (10 * MIB, 16), (100 * 1024 * MIB, 16),
+    (1024 * 1024 * MIB, 146),           # 1 TiB: 1.25 TiB / 9000 parts, rounded up to whole MiB
+])
+def test_part_size_grows_with_the_expected_size_so_10000_parts_suffice(hint, expected_mib):
+    from ansible_collections.lifeline.dr.plugins.module_utils.s3 import part_size_for
+    size = part_size_for(16 * MIB, hint)
+    assert size == expected_mib * MIB
+    if hint:
+        assert hint * 1.25 / size <= 9000
+
+
+def test_an_upload_that_would_exceed_the_part_limit_fails_naming_the_setting(moto_server, s3_bucket, monkeypatch):
+    from ansible_collections.lifeline.dr.plugins.module_utils import s3
+    monkeypatch.setattr(s3, "_MAX_PARTS", 2)  # 2 parts stand in for S3's 10,000
+    repo = make_repo(moto_server, s3_bucket)
+    with pytest.raises(RepositoryError, match="more than 2 parts of 5 MiB; raise s3.part_size_mb"):
+        repo.put_bytes("a/big", payload(16 * MIB))
+    assert multipart_uploads(repo) == []
+
+
+def test_a_repository_is_a_context_manager_that_closes_its_client(moto_server, s3_bucket):
+    closed = []
+    with make_repo(moto_server, s3_bucket) as repo:
+        real_close = repo.client.close
+        repo.client.close = lambda: (closed.append(True), real_close())
+        repo.put_bytes("a/x", b"1")
+        assert closed == []
+    assert closed == [True]  # botocore's close() releases the connection pool
