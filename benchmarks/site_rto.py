@@ -96,7 +96,7 @@ def main() -> None:
         with open(noop, "w", encoding="utf-8") as fh:
             fh.write("- name: Start-up only\n  hosts: source-db\n  gather_facts: false\n  tasks:\n"
                      "    - name: Nothing\n      ansible.builtin.debug:\n        msg: ok\n")
-        rows["ansible_startup_s"], _ = timed(playbook, noop, env, extra)
+        rows["ansible_startup_s"] = timed(playbook, noop, env, extra)[0]
 
         pg_dump = os.path.join(PG_BIN, "pg_dump")
         dbs = src.psql("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate").split()
@@ -106,12 +106,12 @@ def main() -> None:
         for db in dbs:
             sh([pg_dump, "-Fc", "-Z0", "-d", db], src, stdout=subprocess.DEVNULL)
         rows["floor_s"] = time.monotonic() - start
-        rows["backup_yml_s"], _ = timed(playbook, "playbooks/backup.yml", env, extra)
+        rows["backup_yml_s"] = timed(playbook, "playbooks/backup.yml", env, extra)[0]
 
         plain = os.path.join(work, "bench.Fc")
         sh([pg_dump, "-Fc", "-f", plain, DB], src)
         sh(["psql", "-X", "-q", "-c", "CREATE DATABASE base_restore"], dst)
-        rows["pg_restore_j2_s"], _ = timed(sh, [os.path.join(PG_BIN, "pg_restore"), "-j2", "-d", "base_restore", plain], dst)
+        rows["pg_restore_j2_s"] = timed(sh, [os.path.join(PG_BIN, "pg_restore"), "-j2", "-d", "base_restore", plain], dst)[0]
         sh(["psql", "-X", "-q", "-c", "DROP DATABASE base_restore"], dst)
         os.unlink(plain)
 

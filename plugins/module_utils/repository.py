@@ -233,6 +233,7 @@ class LocalRepository(Repository):
         base = self.root
         if prefix:
             base = os.path.join(self.root, *check_key(prefix.rstrip("/")).split("/"))
+
         def failed(exc: OSError) -> None:
             # A missing prefix is an empty listing; anything else (EACCES, EIO) must not read as
             # "no backups".

@@ -141,7 +141,7 @@ def _key_file(module: AnsibleModule) -> dict:
 def _describe(module: AnsibleModule) -> dict:
     p = module.params
     entry = config.catalog(p).select(site=p["site"], host=config.host_name(p),
-                                  component=p["component"], point=p["point"])
+                                     component=p["component"], point=p["point"])
     m = entry.manifest
     codec = config.codec(p)
     if m.encryption == "age":

@@ -135,8 +135,7 @@ def catalog_ids(params: dict, *, site: str = SITE, host: str = HOST) -> list:
 
 
 def catalog_entry(params: dict, backup_id: str, *, site: str = SITE, host: str = HOST):
-    return config.catalog(params).select(site=site, host=host, component=COMPONENT,
-                                                       point=backup_id)
+    return config.catalog(params).select(site=site, host=host, component=COMPONENT, point=backup_id)
 
 
 def backup_dir(repo_root: str, backup_id: str, *, site: str = SITE, host: str = HOST) -> str:
