@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start or stop the embedded local default: a source PostgreSQL with sample data, an empty
 target PostgreSQL, and moto_server as S3, all on free loopback ports.
 
@@ -19,17 +22,17 @@ import signal
 import sys
 import time
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+# pylint: disable=wrong-import-position
 from collection import ensure_importable  # noqa: E402
 from services import Moto, Postgres, service_dir  # noqa: E402
 from tools import ToolError, run  # noqa: E402
 
 ensure_importable()
-
-# pylint: disable=wrong-import-position
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
 

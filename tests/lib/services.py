@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Throwaway services for tests and the local demo: real PostgreSQL and an S3 HTTP endpoint
 (moto server), on free loopback ports. Each is a context manager that stops what it started, so
 nothing is left running.
