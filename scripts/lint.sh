@@ -20,6 +20,13 @@ else
 fi
 rm -rf "$build"
 
+echo "== antsibull-changelog: fragments valid, CHANGELOG.rst generated from changelogs/changelog.yaml"
+if antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml; then
+  echo "changelog fragments and changelog.yaml are valid"
+else
+  echo "antsibull-changelog lint failed"; status=1
+fi
+
 echo "== ansible-test sanity"
 # ansible-test needs ansible-core alone in its own venv (its sanity requirements would clash with
 # ansible-lint's), and a pip bootstrap it normally downloads from an unreachable host.
@@ -45,5 +52,12 @@ git ls-files -z --cached --others --exclude-standard | \
   (cd "$root" && xargs -0 -I{} cp --parents {} "$dest"/) 2>/dev/null || true
 cd "$dest"
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm sanity
+# CHANGELOG.rst must be what antsibull-changelog generates from changelog.yaml (docs/releasing.md)
+if antsibull-changelog generate && git diff --quiet -- CHANGELOG.rst changelogs/changelog.yaml; then
+  echo "CHANGELOG.rst is up to date"
+else
+  git diff --stat -- CHANGELOG.rst changelogs/changelog.yaml; echo "CHANGELOG.rst differs from what antsibull-changelog generates"; status=1
+fi
+git checkout -q -- . && git clean -qfdx
 "$root/$sanity_venv/bin/ansible-test" sanity --python 3.11 --requirements --color no || status=1
 exit "$status"

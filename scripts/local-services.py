@@ -1,72 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start or stop the embedded local default: a source PostgreSQL with sample data, an empty
-target PostgreSQL, and moto_server as S3, all on free loopback ports under .state/local.
+target PostgreSQL, and moto_server as S3, all on free loopback ports.
 
-  local-services.py start   # writes .state/local/services.json (ports) and identity.txt (0600)
-  local-services.py stop    # stops everything start started
+  local-services.py start   # writes <state>/services.json (ports, where the services live),
+                            # identity.txt and signing_key.pem (0600)
+  local-services.py stop    # stops everything start started and removes the servers' data
+
+<state> is $LIFELINE_LOCAL_STATE or .state/local in the checkout. The PostgreSQL data
+directories are not there: the servers run as the 'postgres' user, who cannot reach a checkout
+under /root or under any 0700 directory. They live in a per-run directory under /tmp
+(services.service_dir), recorded in services.json as services_dir so that stop removes it.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import subprocess
 import sys
 import time
 
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+# pylint: disable=wrong-import-position
 from collection import ensure_importable  # noqa: E402
-from services import Moto, Postgres  # noqa: E402
+from services import Moto, Postgres, service_dir  # noqa: E402
+from tools import ToolError, run  # noqa: E402
 
 ensure_importable()
 
-from ansible_collections.lifeline.dr.plugins.module_utils import crypto, signing  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.lifeline.dr.plugins.module_utils import crypto, signing  # noqa: E402
 
 STATE = os.environ.get("LIFELINE_LOCAL_STATE") or os.path.join(ROOT, ".state", "local")
 SERVICES = os.path.join(STATE, "services.json")
 BUCKET = "lifeline-local"
 
 
+def _write_secret(path: str, data: bytes) -> None:
+    """A new file only its owner can read (0600 from the first byte, not chmod-ed after)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _signing_key() -> str:
+    """A new Ed25519 signing key for the demo's source host (PEM, PKCS#8, as `openssl genpkey
+    -algorithm ed25519` writes it) in signing_key.pem; returns the public key PEM that the
+    inventory's trusted signers hold."""
+    private, public = signing.generate_signing_key()
+    _write_secret(os.path.join(STATE, "signing_key.pem"), private.encode("ascii"))
+    return public
+
+
 def start() -> None:
     if os.path.exists(SERVICES):
         stop()
     os.makedirs(STATE, mode=0o755, exist_ok=True)
-    for sub in ("repo", "state", "pg-source", "pg-target", "etc"):
-        subprocess.run(["rm", "-rf", os.path.join(STATE, sub)], check=True)
+    for sub in ("repo", "state", "etc"):
+        shutil.rmtree(os.path.join(STATE, sub), ignore_errors=True)
+    services_dir = service_dir("local")
     started = []  # stopped again if anything below fails, so a failed start leaves nothing running
     try:
-        source = Postgres(os.path.join(STATE, "pg-source"))
+        source = Postgres(os.path.join(services_dir, "pg-source"))
         started.append(source.start())
-        target = Postgres(os.path.join(STATE, "pg-target"))
+        target = Postgres(os.path.join(services_dir, "pg-target"))
         started.append(target.start())
         moto = Moto()
         started.append(moto.start())
         moto.create_bucket(BUCKET)
-        env = dict(os.environ, PGPASSWORD=source.password)
-        subprocess.run(["psql", "-X", "-q", "-h", source.host, "-p", str(source.port), "-U", source.user,
-                        "-f", os.path.join(ROOT, "tests", "data", "sample_data.sql")],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        signing_private, signing_public = signing.generate_signing_key()
-        fd = os.open(os.path.join(STATE, "signing_key.pem"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(signing_private)
+        run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.host, "-p", str(source.port),
+             "-U", source.user, "-f", os.path.join(ROOT, "tests", "data", "sample_data.sql")],
+            env=dict(os.environ, PGPASSWORD=source.password))
         identity, recipient = crypto.generate_age_identity()
-        fd = os.open(os.path.join(STATE, "identity.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(identity + "\n")
+        _write_secret(os.path.join(STATE, "identity.txt"), (identity + "\n").encode("ascii"))
         info = {"source_port": source.port, "target_port": target.port, "postgres_password": source.password,
                 "s3_endpoint": moto.endpoint, "bucket": BUCKET, "moto_pid": moto.proc.pid,
-                "recipient": recipient, "signing_public_key": signing_public, "source_dir": source.dir, "target_dir": target.dir}
-        fd = os.open(SERVICES, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(info, fh, indent=2)
+                "recipient": recipient, "signing_public_key": _signing_key(),
+                "services_dir": services_dir, "source_dir": source.dir, "target_dir": target.dir}
+        _write_secret(SERVICES, json.dumps(info, indent=2).encode("utf-8"))
         moto.proc = None  # keep it running after this script exits; stop() ends it
     except BaseException:
         for service in reversed(started):
             service.stop()
+        shutil.rmtree(services_dir, ignore_errors=True)
         raise
-    print("local services: source PostgreSQL :%d, target PostgreSQL :%d, S3 %s"
-          % (source.port, target.port, moto.endpoint))
+    print("local services: source PostgreSQL :%d, target PostgreSQL :%d, S3 %s; data in %s"
+          % (source.port, target.port, moto.endpoint, services_dir))
 
 
 def _end(pid: int) -> None:
@@ -86,17 +108,33 @@ def _end(pid: int) -> None:
 
 
 def stop() -> None:
+    """Stop what services.json records and remove the servers' data; services.json goes last,
+    so a stop that fails half-way can be run again."""
     try:
         with open(SERVICES, encoding="utf-8") as fh:
             info = json.load(fh)
     except FileNotFoundError:
         return
+    failed = []
     for key in ("source_dir", "target_dir"):
-        Postgres(info[key]).stop()
+        server = Postgres(info[key])
+        try:
+            server.stop()
+        except ToolError as exc:
+            if server.running():  # else a stale postmaster.pid: nothing left to stop
+                failed.append(str(exc))
     _end(info["moto_pid"])
+    if failed:  # a server we could not stop keeps its data directory
+        sys.exit("local services: could not stop PostgreSQL:\n" + "\n".join(failed))
+    for key in ("services_dir", "source_dir", "target_dir"):  # source/target_dir: 0.1.0's layout
+        if info.get(key):
+            shutil.rmtree(info[key], ignore_errors=True)
     os.unlink(SERVICES)
     print("local services stopped")
 
 
 if __name__ == "__main__":
-    {"start": start, "stop": stop}[sys.argv[1] if len(sys.argv) > 1 else "start"]()
+    try:
+        {"start": start, "stop": stop}[sys.argv[1] if len(sys.argv) > 1 else "start"]()
+    except (ToolError, RuntimeError) as exc:
+        sys.exit("local services: %s" % exc)

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
@@ -24,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lifeline_it  # noqa: E402  (puts tests/lib and the collection on sys.path)
 from lifeline_it import SAMPLE_SQL  # noqa: E402
-from services import PG_BIN, Postgres, _as_postgres  # noqa: E402
+from services import PG_BIN, Postgres, run_as_postgres, service_dir  # noqa: E402
+from tools import run  # noqa: E402
 import keys  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa: E402
@@ -32,19 +32,18 @@ from ansible_collections.lifeline.dr.plugins.module_utils import crypto  # noqa:
 
 def _stop_clean(pg: Postgres) -> None:
     """A fast (clean) shutdown, so a copy of the data directory starts without recovery."""
-    _as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", pg.data, "-m", "fast", "-w", "stop"])
+    run_as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", pg.data, "-m", "fast", "-w", "stop"])
 
 
 def _load_sample(pg: Postgres) -> None:
-    subprocess.run(["psql", "-X", "-q", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-f", SAMPLE_SQL],
-                   env=dict(os.environ, PGPASSWORD=pg.password), check=True, capture_output=True)
+    run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg.host, "-p", str(pg.port), "-U", pg.user,
+         "-f", SAMPLE_SQL], env=dict(os.environ, PGPASSWORD=pg.password))
 
 
 @pytest.fixture(scope="session")
 def workdir():
     """A world-traversable scratch directory (the servers run as the 'postgres' user)."""
-    path = tempfile.mkdtemp(prefix="lifeline-it-", dir="/tmp")
-    os.chmod(path, 0o755)
+    path = service_dir("it")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -77,7 +76,7 @@ class PgFactory:
     def new(self, kind: str = "empty") -> Postgres:
         base = os.path.join(self.workdir, "pg-%s-%s" % (kind, uuid.uuid4().hex[:8]))
         os.makedirs(base)
-        subprocess.run(["cp", "-a", self.golden[kind], os.path.join(base, "data")], check=True)
+        run(["cp", "-a", self.golden[kind], os.path.join(base, "data")])
         pg = Postgres(base)
         self.started.append(pg)
         pg.start()

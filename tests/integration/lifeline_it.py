@@ -28,6 +28,8 @@ for _p in (os.path.join(ROOT, "tests", "lib"), COLLECTIONS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from tools import run  # noqa: E402
+
 from ansible_collections.lifeline.dr.plugins.module_utils import config  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import (  # noqa: E402
@@ -59,21 +61,21 @@ def _normalize(text: str) -> str:
 
 def pg_dumpall_normalized(pg) -> str:
     """The whole cluster (roles, every database with its properties and data) as SQL text."""
-    out = subprocess.run(["pg_dumpall", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
-                         env=_pg_env(pg), capture_output=True, text=True, check=True)
+    out = run(["pg_dumpall", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
+              env=_pg_env(pg), text=True)
     return _normalize(out.stdout)
 
 
 def pg_dump_normalized(pg, dbname: str, *extra: str) -> str:
     """One database's contents (schema, data, large objects), without database-level properties."""
-    out = subprocess.run(["pg_dump", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, *extra, "-d", dbname],
-                         env=_pg_env(pg), capture_output=True, text=True, check=True)
+    out = run(["pg_dump", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, *extra, "-d", dbname],
+              env=_pg_env(pg), text=True)
     return _normalize(out.stdout)
 
 
 def pg_globals_normalized(pg) -> str:
-    out = subprocess.run(["pg_dumpall", "--globals-only", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
-                         env=_pg_env(pg), capture_output=True, text=True, check=True)
+    out = run(["pg_dumpall", "--globals-only", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
+              env=_pg_env(pg), text=True)
     return _normalize(out.stdout)
 
 
@@ -256,8 +258,7 @@ def local_services(state: str):
     env = child_env({"LIFELINE_LOCAL_STATE": state})
     script = os.path.join(ROOT, "scripts", "local-services.py")
     try:
-        subprocess.run([PYTHON, script, "start"], cwd=ROOT, env=env, check=True, capture_output=True,
-                       timeout=180)
+        run([PYTHON, script, "start"], cwd=ROOT, env=env, timeout=180)  # fails with the script's stderr
         with open(os.path.join(state, "services.json"), encoding="utf-8") as fh:
             yield json.load(fh)
     finally:

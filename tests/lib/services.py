@@ -1,6 +1,14 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Throwaway services for tests and the local demo: real PostgreSQL and an S3 HTTP endpoint
-(moto server), on free loopback ports, in a directory the caller owns. Each is a context
-manager that stops what it started, so nothing is left running."""
+(moto server), on free loopback ports. Each is a context manager that stops what it started, so
+nothing is left running.
+
+PostgreSQL runs as the 'postgres' user when we are root, so its data directory must be
+somewhere that user can reach whatever the checkout's location (a clone under /root or under a
+0700 ``mktemp -d`` is not): service_dir() makes one under /tmp.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -10,11 +18,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
+from tools import ToolError, run, tail
+
 PG_BIN = os.environ.get("LIFELINE_PG_BIN", "/usr/lib/postgresql/15/bin")
 SUPERUSER_PASSWORD = "lifeline-test-pw"
+#: where service_dir() creates directories: world-traversable, independent of the checkout
+SERVICES_TMP = os.environ.get("LIFELINE_SERVICES_TMP", "/tmp")
 
 
 def free_port() -> int:
@@ -23,12 +36,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _as_postgres(argv, **kwargs):
-    """initdb and postgres refuse to run as root: drop to the 'postgres' system user."""
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        kwargs["preexec_fn"] = lambda: (os.setgid(pw.pw_gid), os.setuid(pw.pw_uid))
-    return subprocess.run(argv, check=True, capture_output=True, **kwargs)
+def service_dir(label: str) -> str:
+    """A new directory (mode 0755, under SERVICES_TMP) for services that run as another user:
+    every user can traverse to it, wherever the checkout is. The caller removes it."""
+    path = tempfile.mkdtemp(prefix="lifeline-%s-" % label, dir=SERVICES_TMP)
+    os.chmod(path, 0o755)
+    return path
+
+
+def run_as_postgres(argv, **kwargs) -> subprocess.CompletedProcess:
+    """initdb and postgres refuse to run as root: drop to the 'postgres' system user. A failure
+    raises tools.ToolError with the command and the tool's stderr."""
+    return run(argv, user="postgres" if os.geteuid() == 0 else None, **kwargs)
 
 
 class Postgres:
@@ -44,35 +63,49 @@ class Postgres:
         return {"host": self.host, "port": self.port, "user": self.user, "password": self.password}
 
     def start(self) -> "Postgres":
+        """initdb (unless the data directory holds a cluster) and start the server. A failing
+        initdb or pg_ctl raises tools.ToolError carrying its stderr and the server log's tail."""
         os.makedirs(self.dir, exist_ok=True)
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        pwfile = os.path.join(self.dir, "pwfile")
-        with open(pwfile, "w", encoding="utf-8") as fh:
-            fh.write(self.password + "\n")
-        os.chmod(pwfile, 0o600)
-        if os.geteuid() == 0:
-            os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+        owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        if owner:
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
-            _as_postgres([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", self.user,
-                          "--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8",
-                          "--locale", "C.UTF-8"])
-        os.unlink(pwfile)
+            pwfile = os.path.join(self.dir, "pwfile")
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.password + "\n")
+            try:
+                if owner:
+                    os.chown(pwfile, owner.pw_uid, -1)
+                run_as_postgres([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", self.user,
+                                 "--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8",
+                                 "--locale", "C.UTF-8"])
+            finally:
+                os.unlink(pwfile)
+        log = os.path.join(self.dir, "log")
         opts = "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off" % (self.port, self.dir)
-        _as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-o", opts, "-w",
-                      "-l", os.path.join(self.dir, "log"), "start"])
+        try:
+            run_as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-o", opts, "-w",
+                             "-l", log, "start"])
+        except ToolError as exc:  # pg_ctl says "Examine the log output": show it
+            with contextlib.suppress(OSError), open(log, "rb") as fh:
+                exc.stderr = (exc.stderr or b"") + b"\nserver log " + log.encode() + b":\n" + fh.read()[-4000:]
+            raise
         return self
 
     def stop(self) -> None:
         if os.path.exists(os.path.join(self.data, "postmaster.pid")):
-            _as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
+            run_as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
+
+    def running(self) -> bool:
+        """Whether a server runs on this data directory (pg_ctl status)."""
+        return run_as_postgres([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "status"],
+                               check=False).returncode == 0
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         env = dict(os.environ, PGPASSWORD=self.password)
-        out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.host,
-                              "-p", str(self.port), "-U", self.user, "-d", db, "-c", sql],
-                             env=env, check=True, capture_output=True, text=True)
+        out = run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.host,
+                   "-p", str(self.port), "-U", self.user, "-d", db, "-c", sql], env=env, text=True)
         return out.stdout.strip()
 
     def __enter__(self) -> "Postgres":
@@ -92,16 +125,20 @@ class Moto:
 
     def start(self) -> "Moto":
         exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],  # pylint: disable=consider-using-with
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).read()  # nosec - loopback
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("moto_server did not start on %s" % self.endpoint)
+        # stderr to an unlinked file (not a pipe nobody reads): shown if the server does not come up
+        with tempfile.TemporaryFile() as errors:
+            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],  # pylint: disable=consider-using-with
+                                         stdout=subprocess.DEVNULL, stderr=errors)
+            deadline = time.time() + 30
+            while time.time() < deadline and self.proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).read()  # nosec - loopback
+                    return self
+                time.sleep(0.2)
+            self.stop()
+            errors.seek(0)
+            raise RuntimeError("moto_server did not start on %s:\n%s"
+                               % (self.endpoint, tail(errors.read()) or "(no output)"))
 
     def stop(self) -> None:
         if self.proc:
@@ -130,8 +167,7 @@ class Moto:
 
 def dumpall_normalized(host: str, port: int, user: str, password: str) -> list:
     """pg_dumpall as lines, without the random \\restrict keys PostgreSQL adds to every dump."""
-    out = subprocess.run(["pg_dumpall", "-h", host, "-p", str(port), "-U", user],
-                         env=dict(os.environ, PGPASSWORD=password), check=True,
-                         capture_output=True, text=True).stdout
+    out = run(["pg_dumpall", "-h", host, "-p", str(port), "-U", user],
+              env=dict(os.environ, PGPASSWORD=password), text=True).stdout
     return [line for line in out.splitlines(keepends=True)
             if not line.startswith(("\\restrict", "\\unrestrict"))]
