@@ -28,7 +28,6 @@ import os
 # use encryption none, and Ansible can read the modules' argument specs; crypto.py raises
 # DependencyError when a cipher is actually asked for.
 try:
-    from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -39,10 +38,9 @@ except ImportError:
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError
 from ansible_collections.lifeline.dr.plugins.module_utils.stream_aead import (
     Framing,
-    Open,
-    Seal,
     StreamOpener,
     StreamSealer,
+    aead_cipher,
 )
 
 MAGIC = b"LLAESGCM"
@@ -67,19 +65,6 @@ def _nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(8, "big") + (b"\x00\x00\x00\x01" if last else b"\x00\x00\x00\x00")
 
 
-def _chunk_cipher(aead: AESGCM, ad: bytes) -> tuple[Seal, Open]:
-    def seal(counter: int, chunk: bytes, last: bool) -> bytes:
-        return aead.encrypt(_nonce(counter, last), chunk, ad)
-
-    def open_(counter: int, record: bytes, last: bool) -> bytes | None:
-        try:
-            return aead.decrypt(_nonce(counter, last), record, ad)
-        except InvalidTag:
-            return None
-
-    return seal, open_
-
-
 # Nothing authenticates the key before chunk 0 (there is no header MAC), so its failure has
 # several possible causes.
 _KEY_ERROR = ("AES-GCM chunk 0 failed authentication: wrong key (check lifeline_aes_key against "
@@ -96,7 +81,7 @@ class AesGcmEncryptor(StreamSealer):
             raise ValueError("salt must be %d bytes" % SALT_LEN)
         header = MAGIC + bytes((VERSION, 0)) + salt
         # The header is fixed-size, so aad || header is unambiguous.
-        seal, _open = _chunk_cipher(_data_key(master_key, salt), bytes(aad) + header)
+        seal, _open = aead_cipher(_data_key(master_key, salt), _nonce, bytes(aad) + header)
         super().__init__(seal, FRAMING, head=header, name="AES-GCM encryptor")
 
 
@@ -146,8 +131,8 @@ class AesGcmDecryptor:
                                  % (header[len(MAGIC)], VERSION))
         if header[len(MAGIC) + 1] != 0:
             raise IntegrityError("AES-GCM artifact header has a non-zero reserved byte; corrupt")
-        _seal, open_ = _chunk_cipher(_data_key(self._master, header[len(MAGIC) + 2:]),
-                                     self._aad + header)
+        _seal, open_ = aead_cipher(_data_key(self._master, header[len(MAGIC) + 2:]), _nonce,
+                                   self._aad + header)
         return StreamOpener(open_, FRAMING, name="AES-GCM artifact", key_error=_KEY_ERROR)
 
     def finalize(self) -> bytes:

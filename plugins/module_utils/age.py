@@ -61,6 +61,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.stream_aead import (
     Seal,
     StreamOpener,
     StreamSealer,
+    aead_cipher,
 )
 
 VERSION_LINE = b"age-encryption.org/v1"
@@ -452,18 +453,7 @@ def _nonce(counter: int, last: bool) -> bytes:
 
 
 def _payload_cipher(key: bytes) -> tuple[Seal, Open]:
-    aead = ChaCha20Poly1305(key)
-
-    def seal(counter: int, chunk: bytes, last: bool) -> bytes:
-        return aead.encrypt(_nonce(counter, last), chunk, None)
-
-    def open_(counter: int, record: bytes, last: bool) -> bytes | None:
-        try:
-            return aead.decrypt(_nonce(counter, last), record, None)
-        except InvalidTag:
-            return None
-
-    return seal, open_
+    return aead_cipher(ChaCha20Poly1305(key), _nonce, None)
 
 
 class AgeEncryptor(StreamSealer):

@@ -20,7 +20,12 @@ chunk, truncated where, trailing data) are made here and name the format.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
+
+try:
+    from cryptography.exceptions import InvalidTag
+except ImportError:  # crypto.py raises DependencyError when a cipher is asked for
+    InvalidTag = ValueError
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     DecryptionError,
@@ -31,6 +36,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
 Seal = Callable[[int, bytes, bool], bytes]
 #: open(counter, ciphertext with tag, last) -> plaintext, or None when the tag does not verify
 Open = Callable[[int, bytes, bool], Optional[bytes]]
+
+Nonce = Callable[[int, bool], bytes]  # (counter, last) -> the chunk's nonce
 
 # On a failed short final record (back-to-back framing only), look this far back for a valid
 # end, to name a little trailing junk as such instead of as a failed chunk.
@@ -46,6 +53,22 @@ class Framing:
     @property
     def record(self) -> int:
         return self.chunk + self.tag
+
+
+def aead_cipher(aead: Any, nonce: Nonce, ad: bytes | None) -> tuple[Seal, Open]:
+    """seal and open over a ``cryptography`` AEAD object (ChaCha20Poly1305, AESGCM), with the
+    format's nonce and the same associated data for every chunk."""
+
+    def seal(counter: int, chunk: bytes, last: bool) -> bytes:
+        return aead.encrypt(nonce(counter, last), chunk, ad)
+
+    def open_(counter: int, record: bytes, last: bool) -> bytes | None:
+        try:
+            return aead.decrypt(nonce(counter, last), record, ad)
+        except InvalidTag:
+            return None
+
+    return seal, open_
 
 
 class StreamSealer:

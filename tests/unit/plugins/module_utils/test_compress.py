@@ -159,7 +159,7 @@ def compressed_zeros(kind, total: int, **kwargs) -> bytes:
     """``total`` zero bytes compressed, made one MiB at a time (never held whole)."""
     comp = new_compressor(kind, **kwargs)
     zeros = bytes(MIB)
-    return b"".join([comp.update(zeros) for _ in range(total // MIB)] + [comp.finalize()])
+    return b"".join([comp.update(zeros) for _mib in range(total // MIB)] + [comp.finalize()])
 
 
 def piece_sizes(kind, packed: bytes) -> list:

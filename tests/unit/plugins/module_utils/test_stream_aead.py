@@ -5,12 +5,11 @@
 length, every split, every cut and every kind of junk can be tried in both framings."""
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
+from transforms import feed
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
@@ -21,6 +20,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.stream_aead import (
     Framing,
     StreamOpener,
     StreamSealer,
+    aead_cipher,
 )
 
 CHUNK = 8
@@ -35,20 +35,8 @@ def nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + bytes([last])
 
 
-def seal_with(key: bytes = KEY):
-    aead = ChaCha20Poly1305(key)
-    return lambda counter, chunk, last: aead.encrypt(nonce(counter, last), chunk, None)
-
-
-def open_with(key: bytes = KEY):
-    aead = ChaCha20Poly1305(key)
-
-    def open_(counter, record, last):
-        try:
-            return aead.decrypt(nonce(counter, last), record, None)
-        except InvalidTag:
-            return None
-    return open_
+SEAL, OPEN = aead_cipher(ChaCha20Poly1305(KEY), nonce, None)
+_SEAL, OPEN_WITH_WRONG_KEY = aead_cipher(ChaCha20Poly1305(bytes(32)), nonce, None)
 
 
 @pytest.fixture(params=sorted(FRAMINGS))
@@ -56,23 +44,12 @@ def framing(request) -> Framing:
     return FRAMINGS[request.param]
 
 
-def feed(transform, data: bytes, pieces=(1,)) -> bytes:
-    out, pos = [], 0
-    for size in itertools.cycle(pieces):
-        if pos >= len(data):
-            break
-        out.append(transform.update(data[pos:pos + size]))
-        pos += size
-    out.append(transform.finalize())
-    return b"".join(out)
-
-
 def seal(framing: Framing, data: bytes, pieces=(3, 8, 17)) -> bytes:
-    return feed(StreamSealer(seal_with(), framing, name="test encryptor"), data, pieces)
+    return feed(StreamSealer(SEAL, framing, name="test encryptor"), data, pieces)
 
 
 def opener(framing: Framing, **kwargs) -> StreamOpener:
-    return StreamOpener(open_with(), framing, name="test stream", **kwargs)
+    return StreamOpener(OPEN, framing, name="test stream", **kwargs)
 
 
 def open_all(framing: Framing, data: bytes, pieces=(5, 1, 24), **kwargs) -> bytes:
@@ -81,7 +58,7 @@ def open_all(framing: Framing, data: bytes, pieces=(5, 1, 24), **kwargs) -> byte
 
 def records(framing: Framing, chunks) -> bytes:
     """Hand-made records from (plaintext, final flag) pairs, for streams a sealer never writes."""
-    sealed = [seal_with()(i, p, last) for i, (p, last) in enumerate(chunks)]
+    sealed = [SEAL(i, p, last) for i, (p, last) in enumerate(chunks)]
     prefix = framing.length_prefix
     return b"".join((len(s).to_bytes(prefix, "big") if prefix else b"") + s for s in sealed)
 
@@ -105,11 +82,11 @@ def test_one_record_per_chunk_and_a_full_last_chunk_is_final_not_followed_by_an_
         sealed = seal(framing, DATA[:size])
         assert len(sealed) == size + chunks * (TAG + framing.length_prefix)
         last_record = sealed[-TAG - min(size - (chunks - 1) * CHUNK, CHUNK):]
-        assert open_with()(chunks - 1, last_record, True) == DATA[(chunks - 1) * CHUNK:size]
+        assert OPEN(chunks - 1, last_record, True) == DATA[(chunks - 1) * CHUNK:size]
 
 
 def test_the_sealer_holds_back_at_most_one_chunk_and_the_head_leads(framing):
-    sealer = StreamSealer(seal_with(), framing, head=b"HEAD", name="test encryptor")
+    sealer = StreamSealer(SEAL, framing, head=b"HEAD", name="test encryptor")
     first = sealer.update(DATA[:5 * CHUNK])
     assert first.startswith(b"HEAD")
     assert len(first) == 4 + 4 * record_size(framing)  # the fifth (full) chunk may be the last
@@ -220,9 +197,9 @@ def test_a_declared_length_out_of_range_is_refused_before_reading_the_record():
 def test_with_a_key_error_a_failed_first_chunk_is_a_decryption_error_and_later_ones_are_not(
         framing):
     sealed = seal(framing, DATA[:3 * CHUNK])
-    wrong = StreamOpener(open_with(bytes(32)), framing, name="test stream", key_error="wrong key")
+    wrong = StreamOpener(OPEN_WITH_WRONG_KEY, framing, name="test stream", key_error="wrong key")
     with pytest.raises(DecryptionError, match="^wrong key$"):
-        feed(wrong, sealed)
+        feed(wrong, sealed, (5,))
     damaged = bytearray(sealed)
     damaged[record_size(framing) + framing.length_prefix + 2] ^= 1
     with pytest.raises(IntegrityError, match="test stream chunk 1 failed authentication") as exc:
@@ -233,14 +210,14 @@ def test_with_a_key_error_a_failed_first_chunk_is_a_decryption_error_and_later_o
 def test_without_a_key_error_a_failed_first_chunk_is_an_integrity_error(framing):
     sealed = seal(framing, DATA[:3])
     with pytest.raises(IntegrityError, match="chunk 0 failed authentication") as exc:
-        feed(StreamOpener(open_with(bytes(32)), framing, name="test stream"), sealed)
+        feed(StreamOpener(OPEN_WITH_WRONG_KEY, framing, name="test stream"), sealed, (5,))
     assert not isinstance(exc.value, DecryptionError)
 
 
 # --- misuse -----------------------------------------------------------------------------------
 
 def test_use_after_finalize_is_a_programming_error(framing):
-    sealer = StreamSealer(seal_with(), framing, name="test encryptor")
+    sealer = StreamSealer(SEAL, framing, name="test encryptor")
     sealed = sealer.update(b"x") + sealer.finalize()
     with pytest.raises(RuntimeError, match="used after finalize"):
         sealer.update(b"y")
