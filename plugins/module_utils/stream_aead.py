@@ -36,8 +36,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
 Seal = Callable[[int, bytes, bool], bytes]
 #: open(counter, ciphertext with tag, last) -> plaintext, or None when the tag does not verify
 Open = Callable[[int, bytes, bool], Optional[bytes]]
-
-Nonce = Callable[[int, bool], bytes]  # (counter, last) -> the chunk's nonce
+#: nonce(counter, last) -> the chunk's nonce, for aead_cipher()
+Nonce = Callable[[int, bool], bytes]
 
 # On a failed short final record (back-to-back framing only), look this far back for a valid
 # end, to name a little trailing junk as such instead of as a failed chunk.

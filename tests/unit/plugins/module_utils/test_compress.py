@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 import zstandard
+from transforms import pieces
 
 from ansible_collections.lifeline.dr.plugins.module_utils.compress import (
     MAX_PIECE,
@@ -27,23 +28,14 @@ PIECES = (1, 7, 4093, 65536, 100_003)
 DATA = random.Random(1).randbytes(300_000) + b"INSERT INTO t VALUES (42, 'lifeline');\n" * 8000
 
 
-def pieces_of(data: bytes):
-    pos, i = 0, 0
-    while pos < len(data):
-        step = PIECES[i % len(PIECES)]
-        yield data[pos:pos + step]
-        pos += step
-        i += 1
-
-
 def compress(kind, data: bytes, **kwargs) -> bytes:
     comp = new_compressor(kind, **kwargs)
-    return b"".join([comp.update(piece) for piece in pieces_of(data)] + [comp.finalize()])
+    return b"".join([comp.update(piece) for piece in pieces(data, PIECES)] + [comp.finalize()])
 
 
 def decompress(kind, data: bytes) -> bytes:
     dec = new_decompressor(kind)
-    out = [b"".join(dec.update(piece)) for piece in pieces_of(data)]
+    out = [b"".join(dec.update(piece)) for piece in pieces(data, PIECES)]
     assert dec.finalize() is None
     return b"".join(out)
 
@@ -185,10 +177,10 @@ def test_ordinary_data_comes_out_identical_in_bounded_pieces(kind):
     data = DATA * 8  # 5 MiB
     packed = compress(kind, data)
     dec = new_decompressor(kind)
-    pieces = list(dec.update(packed))
+    out = list(dec.update(packed))
     dec.finalize()
-    assert b"".join(pieces) == data
-    assert max(len(p) for p in pieces) <= MAX_PIECE
+    assert b"".join(out) == data
+    assert max(len(p) for p in out) <= MAX_PIECE
 
 
 @pytest.mark.parametrize("level", [1, 3, 12, 17, 19])
