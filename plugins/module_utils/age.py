@@ -14,8 +14,10 @@ Layout::
     --- <base64 HMAC-SHA256 of the header up to and including "---">\\n
     <16-byte nonce> <STREAM: 64 KiB plaintext chunks, ChaCha20-Poly1305, 16-byte tags>
 
-Only what cryptography 38 (Debian 12) offers is used. Memory stays bounded: the encryptor holds
-at most one plaintext chunk, the decryptor the header (capped) plus one ciphertext chunk.
+The chunking of the payload (STREAM) is stream_aead.py's, shared with aesgcm.py; this file holds
+keys, the header, and the payload cipher. Only what cryptography 38 (Debian 12) offers is used.
+Memory stays bounded: the encryptor holds at most one plaintext chunk, the decryptor the header
+(capped) plus one ciphertext chunk.
 
 Errors: DecryptionError when no identity can open the file; IntegrityError when the file is
 malformed, altered, truncated or followed by trailing data (the key was right, the data is not).
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import hmac
 import os
@@ -54,6 +55,14 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     DecryptionError,
     IntegrityError,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.stream_aead import (
+    Framing,
+    Open,
+    Seal,
+    StreamOpener,
+    StreamSealer,
+    aead_cipher,
+)
 
 VERSION_LINE = b"age-encryption.org/v1"
 X25519_LABEL = b"age-encryption.org/v1/X25519"
@@ -68,8 +77,6 @@ NONCE_LEN = 16
 MAX_HEADER = 1024 * 1024
 _ZERO_NONCE = bytes(12)
 _ARMOR = b"-----BEGIN AGE ENCRYPTED FILE-----"
-# On a failed final chunk, look this far back for a valid end to name trailing junk precisely.
-_TRAILING_PROBE = 64
 
 
 # --- bech32 (BIP 173 checksum, without its 90-character limit, as age uses it) -----------------
@@ -232,7 +239,7 @@ def generate_identity() -> tuple[str, str]:
     return encode_identity(secret), encode_recipient(_raw_public(key))
 
 
-# --- header -----------------------------------------------------------------------------------
+# --- header: writing and parsing --------------------------------------------------------------
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
@@ -327,114 +334,38 @@ def _parse_header(header: bytes) -> tuple[list[_Stanza], bytes, bytes]:
     raise IntegrityError("malformed age header: no MAC line")  # unreachable: caller found it
 
 
-# --- STREAM -----------------------------------------------------------------------------------
+# --- reading a file's header and payload nonce ------------------------------------------------
 
-def _nonce(counter: int, last: bool) -> bytes:
-    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+class _HeaderReader:
+    """Reads an age header and the payload nonce that follows it, and opens the header with
+    the identities: the part of a file before its first STREAM chunk."""
 
-
-class AgeEncryptor:
-    """Streams plaintext into an age file for ``recipients`` (``age1...`` strings)."""
-
-    def __init__(self, recipients: Sequence[str]) -> None:
-        publics = [decode_recipient(r) for r in recipients]
-        if not publics:
-            raise ConfigError("age encryption needs at least one recipient")
-        file_key = os.urandom(FILE_KEY_LEN)
-        header = VERSION_LINE + b"\n"
-        header += b"".join(_wrap_x25519(file_key, p) for p in dict.fromkeys(publics))
-        header += b"---"
-        header += b" " + _b64(_header_mac(file_key, header)) + b"\n"
-        nonce = os.urandom(NONCE_LEN)
-        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
-        self._pending = header + nonce  # goes out with the first output
-        self._buf = bytearray()
-        self._counter = 0
-        self._done = False
-
-    def _seal(self, chunk: bytes, last: bool) -> bytes:
-        out = self._aead.encrypt(_nonce(self._counter, last), chunk, None)
-        self._counter += 1
-        return out
-
-    def update(self, data: bytes) -> bytes:
-        if self._done:
-            raise RuntimeError("age encryptor used after finalize()")
-        mv = memoryview(data).cast("B")
-        n, pos = len(mv), 0
-        out = [self._pending]
-        self._pending = b""
-        buf = self._buf
-        # A chunk is sealed only once more data follows it: the last chunk must carry the
-        # final flag and may be full (spec: no empty trailing chunk after a full one).
-        if buf:
-            need = CHUNK - len(buf)
-            if n <= need:
-                buf += mv
-                return b"".join(out)
-            buf += mv[:need]
-            pos = need
-            out.append(self._seal(bytes(buf), False))
-            buf.clear()
-        while n - pos > CHUNK:
-            out.append(self._seal(mv[pos:pos + CHUNK].tobytes(), False))
-            pos += CHUNK
-        buf += mv[pos:]
-        return b"".join(out)
-
-    def finalize(self) -> bytes:
-        if self._done:
-            raise RuntimeError("age encryptor finalized twice")
-        self._done = True
-        out = self._pending + self._seal(bytes(self._buf), True)
-        self._buf = bytearray()
-        return out
-
-
-class _State(enum.Enum):
-    HEADER = "header"
-    NONCE = "nonce"
-    PAYLOAD = "payload"
-    DONE = "done"
-
-
-class AgeDecryptor:
-    """Streams an age file back to plaintext with any of ``identities``.
-
-    Plaintext is released chunk by chunk as it authenticates; it is only known to be complete
-    when finalize() returns, so callers treat earlier output as provisional.
-    """
-
-    def __init__(self, identities: Sequence[str]) -> None:
-        self._identities = parse_identities(identities)
-        if not self._identities:
-            raise ConfigError("age decryption needs at least one identity")
-        self._state = _State.HEADER
+    def __init__(self, identities: Sequence[Identity]) -> None:
+        self._identities = identities
         self._hbuf = bytearray()
-        self._scan = 0
+        self._scan = 0  # where the search for the MAC line resumes
         self._mac_at = -1
-        self._file_key = b""
-        self._aead: ChaCha20Poly1305 | None = None
-        self._buf = bytearray()
-        self._counter = 0
+        self._file_key = b""  # set once the header's MAC verified
+        self._nonce = bytearray()
 
-    def update(self, data: bytes) -> bytes:
-        mv = memoryview(data).cast("B")
-        if self._state is _State.HEADER:
+    def feed(self, mv: memoryview) -> memoryview | None:
+        """The bytes after the nonce once header and nonce are complete; None until then."""
+        if not self._file_key:
             mv = self._feed_header(mv)
-        if self._state is _State.NONCE and len(mv):
-            take = NONCE_LEN - len(self._buf)
-            self._buf += mv[:take]
-            mv = mv[take:]
-            if len(self._buf) == NONCE_LEN:
-                self._aead = ChaCha20Poly1305(_hkdf(self._file_key, bytes(self._buf), b"payload"))
-                self._buf.clear()
-                self._state = _State.PAYLOAD
-        if self._state is _State.PAYLOAD and len(mv):
-            return self._feed_payload(mv)
-        if self._state is _State.DONE and len(mv):
-            raise RuntimeError("age decryptor used after finalize()")
-        return b""
+            if not self._file_key:
+                return None
+        take = NONCE_LEN - len(self._nonce)
+        self._nonce += mv[:take]
+        return mv[take:] if len(self._nonce) == NONCE_LEN else None
+
+    def payload_key(self) -> bytes:
+        return _hkdf(self._file_key, bytes(self._nonce), b"payload")
+
+    def truncated(self) -> IntegrityError:
+        if self._file_key:
+            return IntegrityError("age file is truncated: it ends inside the payload nonce")
+        return IntegrityError("age file is truncated: it ends inside the header"
+                              if self._hbuf else "age file is empty")
 
     def _feed_header(self, mv: memoryview) -> memoryview:
         hbuf = self._hbuf
@@ -461,15 +392,12 @@ class AgeDecryptor:
                 raise IntegrityError("age header is larger than %d bytes; the file is corrupt"
                                      % MAX_HEADER)
             return rest
-        self._open_header(bytes(hbuf[:end]))
+        self._file_key = self._open_header(bytes(hbuf[:end]))
         tail = bytes(hbuf[end:])
         self._hbuf = bytearray()
-        self._state = _State.NONCE
-        if not tail:
-            return rest
-        return memoryview(tail + rest.tobytes()) if len(rest) else memoryview(tail)
+        return memoryview(tail + rest.tobytes()) if tail else rest
 
-    def _open_header(self, header: bytes) -> None:
+    def _open_header(self, header: bytes) -> bytes:
         stanzas, covered, mac = _parse_header(header)
         x25519 = []
         for stanza in stanzas:
@@ -485,7 +413,7 @@ class AgeDecryptor:
         if not hmac.compare_digest(_header_mac(file_key, covered), mac):
             raise IntegrityError("age header MAC mismatch: the header was altered or corrupted "
                                  "after encryption")
-        self._file_key = file_key
+        return file_key
 
     def _unwrap(self, x25519: list[tuple[bytes, bytes]], kinds: list[str]) -> bytes:
         for identity in self._identities:
@@ -514,79 +442,69 @@ class AgeDecryptor:
             "of them the identities given (whose recipients are %s). The backup's manifest lists "
             "the recipients it needs; supply an identity for one of them" % (len(x25519), tried))
 
-    def _open(self, chunk: bytes, last: bool) -> bytes:
-        try:
-            out = self._aead.decrypt(_nonce(self._counter, last), chunk, None)
-        except InvalidTag:
-            other = not last
-            try:
-                self._aead.decrypt(_nonce(self._counter, other), chunk, None)
-            except InvalidTag:
-                raise IntegrityError("age payload chunk %d failed authentication: the file was "
-                                     "altered or corrupted" % self._counter) from None
-            if other:
-                raise IntegrityError("trailing data after the final chunk (%d) of the age "
-                                     "payload" % self._counter) from None
-            raise IntegrityError("age payload is truncated: it ends after chunk %d, before its "
-                                 "final chunk" % self._counter) from None
-        self._counter += 1
-        return out
 
-    def _feed_payload(self, mv: memoryview) -> bytes:
-        n, pos = len(mv), 0
-        out = []
-        buf = self._buf
-        # A ciphertext chunk is opened as non-final only when more data follows it.
-        if buf:
-            need = CHUNK_CT - len(buf)
-            if n <= need:
-                buf += mv
+# --- payload (STREAM, stream_aead.py) ---------------------------------------------------------
+
+FRAMING = Framing(chunk=CHUNK, tag=TAG)
+
+
+def _nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def _payload_cipher(key: bytes) -> tuple[Seal, Open]:
+    return aead_cipher(ChaCha20Poly1305(key), _nonce, None)
+
+
+class AgeEncryptor(StreamSealer):
+    """Streams plaintext into an age file for ``recipients`` (``age1...`` strings)."""
+
+    def __init__(self, recipients: Sequence[str]) -> None:
+        publics = [decode_recipient(r) for r in recipients]
+        if not publics:
+            raise ConfigError("age encryption needs at least one recipient")
+        file_key = os.urandom(FILE_KEY_LEN)
+        header = VERSION_LINE + b"\n"
+        header += b"".join(_wrap_x25519(file_key, p) for p in dict.fromkeys(publics))
+        header += b"---"
+        header += b" " + _b64(_header_mac(file_key, header)) + b"\n"
+        nonce = os.urandom(NONCE_LEN)
+        seal, _open = _payload_cipher(_hkdf(file_key, nonce, b"payload"))
+        super().__init__(seal, FRAMING, head=header + nonce, name="age encryptor")
+
+
+class AgeDecryptor:
+    """Streams an age file back to plaintext with any of ``identities``: the header reader until
+    the payload key is known, then a STREAM reader for the payload.
+
+    Plaintext is released chunk by chunk as it authenticates; it is only known to be complete
+    when finalize() returns, so callers treat earlier output as provisional.
+    """
+
+    def __init__(self, identities: Sequence[str]) -> None:
+        found = parse_identities(identities)
+        if not found:
+            raise ConfigError("age decryption needs at least one identity")
+        self._header = _HeaderReader(found)
+        self._payload: StreamOpener | None = None
+        self._done = False
+
+    def update(self, data: bytes) -> bytes:
+        if self._done:
+            raise RuntimeError("age decryptor used after finalize()")
+        if self._payload is None:
+            rest = self._header.feed(memoryview(data).cast("B"))
+            if rest is None:
                 return b""
-            buf += mv[:need]
-            pos = need
-            out.append(self._open(bytes(buf), False))
-            buf.clear()
-        while n - pos > CHUNK_CT:
-            out.append(self._open(mv[pos:pos + CHUNK_CT].tobytes(), False))
-            pos += CHUNK_CT
-        buf += mv[pos:]
-        return b"".join(out)
-
-    def _trailing(self, chunk: bytes) -> int:
-        """How many junk bytes follow a short final chunk, if a few do (error path only)."""
-        for extra in range(1, min(_TRAILING_PROBE, len(chunk) - TAG) + 1):
-            try:
-                self._aead.decrypt(_nonce(self._counter, True), chunk[:-extra], None)
-            except InvalidTag:
-                continue
-            return extra
-        return 0
+            _seal, open_ = _payload_cipher(self._header.payload_key())
+            self._payload = StreamOpener(open_, FRAMING, name="age payload")
+            data = rest
+        return self._payload.update(data)
 
     def finalize(self) -> bytes:
-        state, self._state = self._state, _State.DONE
-        if state is _State.DONE:
+        if self._done:
             raise RuntimeError("age decryptor finalized twice")
-        if state is _State.HEADER:
-            raise IntegrityError("age file is truncated: it ends inside the header"
-                                 if self._hbuf else "age file is empty")
-        if state is _State.NONCE:
-            raise IntegrityError("age file is truncated: it ends inside the payload nonce")
-        if len(self._buf) < TAG:
-            raise IntegrityError("age payload is truncated: %s" % (
-                "no payload chunk after the header" if not self._buf and not self._counter
-                else "the final chunk is shorter than its tag"))
-        first = self._counter == 0
-        chunk = bytes(self._buf)
-        self._buf = bytearray()
-        try:
-            out = self._open(chunk, True)
-        except IntegrityError:
-            extra = self._trailing(chunk)
-            if extra:
-                raise IntegrityError("trailing data: %d byte(s) after the final chunk (%d) of the "
-                                     "age payload" % (extra, self._counter)) from None
-            raise
-        if not out and not first:
-            raise IntegrityError("age payload ends with an empty final chunk after a full one, "
-                                 "which the format forbids; the file is corrupt")
-        return out
+        self._done = True
+        if self._payload is None:
+            raise self._header.truncated()
+        return self._payload.finalize()

@@ -134,6 +134,12 @@ def _fetch_one(repo, key: str, art: Artifact, codec: Codec, aad: bytes, write: C
     dcomp = new_decompressor(codec.compression)
     digest = hashlib.sha256()
     size = 0
+
+    def decode(plain: bytes) -> None:
+        # A hostile artifact can expand without limit: take its output in bounded pieces.
+        for piece in dcomp.update(plain):
+            write(piece)
+
     with repo.open_reader(key) as reader:
         while True:
             data = reader.read(CHUNK)
@@ -144,12 +150,12 @@ def _fetch_one(repo, key: str, art: Artifact, codec: Codec, aad: bytes, write: C
                 raise IntegrityError("%s: %s is larger than the %d bytes its manifest records"
                                      % (repo.describe(), key, art.size))
             digest.update(data)
-            write(dcomp.update(dec.update(data)))
+            decode(dec.update(data))
     if size != art.size:
         raise IntegrityError("%s: %s is truncated: %d of %d bytes" % (repo.describe(), key, size, art.size))
     if digest.hexdigest() != art.sha256:
         raise IntegrityError("%s: %s does not match its manifest's sha256" % (repo.describe(), key))
-    write(dcomp.update(dec.finalize()))
+    decode(dec.finalize())
     dcomp.finalize()
 
 

@@ -6,10 +6,10 @@ and refusal of truncation, reordering, swapped AAD, wrong keys and flipped bytes
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 
 import pytest
+from transforms import feed
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,18 +39,6 @@ CHUNK = aesgcm.CHUNK
 RECORD = 4 + aesgcm.MAX_RECORD
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536, CHUNK, (1 << 20) + 7, 3 * CHUNK]
 PIECES = (1, 7, 4093, 65536, CHUNK + 21, 100003, 3)
-
-
-def feed(transform, data: bytes, pieces=PIECES) -> bytes:
-    out = []
-    pos = 0
-    for size in itertools.cycle(pieces):
-        if pos >= len(data):
-            break
-        out.append(transform.update(data[pos:pos + size]))
-        pos += size
-    out.append(transform.finalize())
-    return b"".join(out)
 
 
 def encrypt(data: bytes, key: bytes = KEY, aad: bytes = AAD, pieces=PIECES, salt=None) -> bytes:

@@ -6,13 +6,13 @@ answers, and refusal of every kind of damage."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from transforms import feed
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -43,19 +43,6 @@ PIECES = (1, 7, 4093, 65536, 65537, 100003, 3)
 CHUNK = age.CHUNK
 
 needs_age_cli = pytest.mark.skipif(shutil.which("age") is None, reason="age CLI not installed")
-
-
-def feed(transform, data: bytes, pieces=PIECES) -> bytes:
-    """Push ``data`` through ``transform`` in odd piece sizes."""
-    out = []
-    pos = 0
-    for size in itertools.cycle(pieces):
-        if pos >= len(data):
-            break
-        out.append(transform.update(data[pos:pos + size]))
-        pos += size
-    out.append(transform.finalize())
-    return b"".join(out)
 
 
 def encrypt(data: bytes, recipients=(KAT_RECIPIENT,), pieces=PIECES) -> bytes:
