@@ -26,6 +26,7 @@ import hashlib
 import random
 
 import pytest
+import transforms
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, NotFoundError
 
@@ -44,12 +45,8 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 
 def pieces(data: bytes):
-    pos, i = 0, 0
-    while pos < len(data):
-        step = PIECES[i % len(PIECES)]
-        yield data[pos:pos + step]
-        pos += step
-        i += 1
+    """``data`` in the uneven pieces a real stream delivers (empty ones included)."""
+    return transforms.pieces(data, PIECES)
 
 
 class RepositoryContract:
