@@ -101,25 +101,27 @@ class PostgresRestore(RestoreJob):
             raise RestoreError(
                 "the target runs PostgreSQL %d but backup %s comes from PostgreSQL %d; restore into "
                 "%d or newer" % (self.server_major, self.manifest.backup_id, source_major, source_major))
-        existing = set(self.server.databases())
+        existing = self.server.databases()
         actions, conflicts = {}, []
         for art in self.selected():
             name = art.meta["database"]
-            found = self.server.user_objects(name) if name in existing else None
-            if found is None:
+            found = self.server.user_objects(name) if existing.get(name) else None
+            if name not in existing:
                 actions[name] = RestoreAction.CREATE.value
-            elif not found:
+            elif existing[name] and not found:
                 actions[name] = RestoreAction.REPLACE_EMPTY.value
             elif self.opts.replace:
                 actions[name] = RestoreAction.REPLACE.value
+            elif found:
+                conflicts.append((name, "holds " + ", ".join("%s: %d" % item for item in found.items())))
             else:
-                conflicts.append((name, ", ".join("%s: %d" % item for item in found.items())))
+                conflicts.append((name, "does not accept connections, so it cannot be checked"))
         if conflicts:
             raise RestoreError(
-                "database %s already exists on %s and is not empty (%s); nothing was changed. Set replace "
-                "(lifeline_restore_replace: true) to replace it once the restored copy has verified"
-                % (", ".join(repr(name) for name, _ in conflicts), self.conn.where(),
-                   "; ".join("%s holds %s" % item for item in conflicts)))
+                "database %s already exists on %s and is not known to be empty (%s); nothing was changed. "
+                "Set replace (lifeline_restore_replace: true) to replace it once the restored copy has "
+                "verified" % (", ".join(repr(name) for name, _ in conflicts), self.conn.where(),
+                              "; ".join("%r %s" % item for item in conflicts)))
         return {"globals": self.opts.include_globals and self._globals_artifact() is not None,
                 "databases": actions}
 

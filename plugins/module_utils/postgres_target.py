@@ -14,7 +14,7 @@ import time
 from typing import Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import RestoreError
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, list_databases, sql
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, sql
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_script import Statement
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreAction, cause_of, step
 
@@ -88,9 +88,11 @@ class PgTarget:
         """A database to connect to while ``avoid`` are renamed or dropped."""
         return "template1" if self.conn.maintenance_db in avoid else self.conn.maintenance_db
 
-    def databases(self) -> list:
+    def databases(self) -> dict:
+        """Every database on the server -> whether it accepts connections."""
         with pg_step("listing the databases on %s" % self.conn.where()), self.conn.cursor() as cur:
-            return list_databases(cur)
+            cur.execute("SELECT datname, datallowconn FROM pg_catalog.pg_database")
+            return dict(cur.fetchall())
 
     def user_objects(self, dbname: str) -> dict:
         """Kind -> count of user-created objects in ``dbname``; {} for an empty database."""

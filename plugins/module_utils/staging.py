@@ -73,7 +73,8 @@ def remove_stale(staging_dir: str) -> list[str]:
     except FileNotFoundError:
         return removed
     except OSError as exc:
-        raise RestoreError("cannot read the staging directory %s: %s" % (staging_dir, exc.strerror)) from None
+        raise RestoreError("cannot read the staging directory %s: %s; set staging_dir to a directory "
+                           "this user can write" % (staging_dir, exc.strerror)) from None
     for name in names:
         match = _OWN_DIR.match(name)
         path = os.path.join(staging_dir, name)
