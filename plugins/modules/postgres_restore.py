@@ -21,7 +21,9 @@ description:
     O(replace=true). An existing empty database (such as the C(postgres) database of a fresh
     server) is replaced without it.
   - Each artifact is read from the first repository that holds an intact copy; a missing or
-    corrupt copy falls back to the next repository, with a warning naming the copy and the cause.
+    corrupt copy falls back to the next repository, with a task warning naming the copy and the
+    cause. Leftovers of a killed restore that were removed, and attributes of the connecting role
+    that were not applied, are task warnings too.
   - Every selected artifact is read, checked and decrypted into a 0700 directory this restore
     creates inside O(staging_dir) before anything on the server changes (parallel C(pg_restore)
     needs seekable files, and a damaged later artifact must not leave a half-restored cluster);
@@ -174,15 +176,6 @@ globals:
   returned: success and not check mode
   type: str
   sample: applied
-warnings:
-  description:
-    - What the operator must know; each is also shown as a task warning. A copy of an artifact
-      that could not be used (naming repository and cause), leftovers of a killed restore that
-      were removed, attributes of the connecting role that were not applied.
-  returned: success and not check mode
-  type: list
-  elements: str
-  sample: ["backup 20261123T020000Z-4f2a: the copy of db-shop.dump.zst.age could not be used, read from s3 instead: ..."]
 phases:
   description: Seconds spent per phase (plan, safety_backup, fetch, globals, pg_restore, verify, database_settings, swap).
   returned: success and not check mode
@@ -259,7 +252,7 @@ def restore(module: AnsibleModule) -> dict:
                       databases=names, stored_in=outcome.stored_in)
 
     report = job.run(before_replace=safety_backup if p["safety_backup"] else None)
-    for warning in report["warnings"]:
+    for warning in report.pop("warnings"):  # Ansible shows them, and returns them as warnings
         module.warn(warning)
     report["changed"] = True
     report["safety_backup"] = safety or None

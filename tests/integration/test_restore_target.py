@@ -16,9 +16,12 @@ import keys  # tests/lib, on sys.path through conftest.py
 
 from forge import read_manifest, write_manifest
 from lifeline_it import (
+    HOST,
+    SITE,
+    adhoc,
+    backup_dir,
     databases,
     flip_byte,
-    backup_dir,
     pg_dumpall_normalized,
     restore_for,
     roles,
@@ -211,16 +214,22 @@ def test_a_copy_with_a_table_the_manifest_does_not_record_is_refused(local_only,
 # ---------------------------------------------------------------- errors and warnings
 
 
-def test_a_fallback_from_a_damaged_copy_is_reported_in_the_result(params, target_pg, local_repo):
+def test_the_module_shows_a_fallback_from_a_damaged_copy_as_a_task_warning(params, target_pg, local_repo):
     backup_id = run_backup_for(params, databases=["shop"]).manifest.backup_id
     flip_byte(os.path.join(backup_dir(local_repo, backup_id), SHOP))
 
-    report = restore_for(params, target_pg)
+    rc, result, output = adhoc("lifeline.dr.postgres_restore", {
+        "repositories": params["repositories"], "site": SITE, "host": HOST, "state_dir": params["state_dir"],
+        "trusted_signers": params["trusted_signers"], "identity": params["identity"],
+        "login_host": target_pg.host, "port": target_pg.port, "login_password": target_pg.password})
 
-    (warning,) = [w for w in report["warnings"] if SHOP in w]
+    assert rc == 0, output
+    (warning,) = [w for w in result["warnings"] if SHOP in w]
     assert "read from S3 repository 's3'" in warning and "the copy of %s" % SHOP in warning
     assert "local repository 'local' (%s)" % local_repo in warning and "failed authentication" in warning
-    assert report["served_by"] == ["local", "s3"]
+    assert result["served_by"] == ["local", "s3"]
+    (shop,) = result["databases"]
+    assert shop["verified"] is True and "1 large objects, as in the manifest" in shop["checks"]
 
 
 def test_an_unusable_staging_dir_is_a_restore_error_naming_it(params, target_pg, tmp_path):
