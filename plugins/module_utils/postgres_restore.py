@@ -120,7 +120,7 @@ class PostgresRestore(RestoreJob):
             raise RestoreError(
                 "database %s already exists on %s and is not known to be empty (%s); nothing was changed. "
                 "Set replace (lifeline_restore_replace: true) to replace it once the restored copy has "
-                "verified" % (", ".join(repr(name) for name, _ in conflicts), self.conn.where(),
+                "verified" % (", ".join(repr(item[0]) for item in conflicts), self.conn.where(),
                               "; ".join("%r %s" % item for item in conflicts)))
         return {"globals": self.opts.include_globals and self._globals_artifact() is not None,
                 "databases": actions}

@@ -130,7 +130,7 @@ def test_an_empty_existing_database_is_replaced_without_replace(params, target_p
 def test_a_backup_that_makes_the_connecting_role_nologin_nosuperuser_and_expired_does_not_lock_it_out(
         params, source_pg, target_pg):
     source_pg.psql("CREATE ROLE restorer NOLOGIN NOSUPERUSER CONNECTION LIMIT 0 PASSWORD 'source-pw' "
-                  "VALID UNTIL '2000-01-01'")
+                   "VALID UNTIL '2000-01-01'")
     assert run_backup_for(params).status == "ok"
     target_pg.psql("CREATE ROLE restorer LOGIN SUPERUSER PASSWORD 'restorer-pw'")
     as_restorer = types.SimpleNamespace(port=target_pg.port, password="restorer-pw")
