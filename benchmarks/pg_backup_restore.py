@@ -125,7 +125,8 @@ def main() -> None:
             sh(["psql", "-X", "-q", "-c", "DROP DATABASE base_restore"], dst)
             entry = Catalog([repo], trust=TrustStore({"src": [signer.public_pem]})).select(site="bench", host="src", component="postgres")
             job = PostgresRestore(entry, codec, conn(dst), RestoreOptions(
-                include_globals=False, jobs=2, staging_dir=os.path.join(work, "staging")))
+                include_globals=False, jobs=2, staging_dir=os.path.join(work, "staging"),
+                state_dir=os.path.join(work, "state")))
             r_ours, report = timed(job.run)
             rows["restore"] = {"pg_restore_j2_s": r_base, "lifeline_s": r_ours, "phases": report["phases"]}
     finally:

@@ -56,7 +56,7 @@ def _postgres() -> ComponentType:
             databases=p.get("databases") or None, include_globals=p.get("globals", True) is not False,
             replace=bool(p.get("replace")), jobs=int(p.get("jobs") or 2),
             staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging",
-            keep_replaced=bool(p.get("keep_replaced"))))
+            keep_replaced=bool(p.get("keep_replaced")), state_dir=config.state_dir(p)))
 
     return ComponentType("postgres", backup, lambda p, m: check_for(config.pg_connection(p), m), restore)
 

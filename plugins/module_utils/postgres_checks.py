@@ -1,29 +1,40 @@
 # -*- coding: utf-8 -*-
 # Copyright: Lifeline contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Content checks for postgres artifacts, used by verify: the archive must be one that
-pg_restore can read, and the globals must be a pg_dumpall script."""
+"""Content checks for postgres: verify's checks of stored artifacts (the archive must be one that
+pg_restore can read, the globals a pg_dumpall script), and a restore's check of a restored copy
+against what its manifest recorded."""
 from __future__ import annotations
 
 import subprocess
 import tempfile
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, tail
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
+    USER_TABLES_SQL,
+    PgConnection,
+    count_rows,
+    tail,
+)
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
 
 
 class ArchiveListCheck(Check):
     """Feeds the plaintext to ``pg_restore --list``; it reads the table of contents and stops,
-    after which the rest is read (and so hash-checked) and discarded."""
+    after which the rest is read (and so hash-checked) and discarded. ``abort()`` (after a
+    failed fetch, or after ``close()``) ends the process and frees its files on every outcome."""
 
     def __init__(self, pg_restore: str, name: str) -> None:
         self.name = name
         self._out = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
         self._err = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        self._proc = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                      stdout=self._out, stderr=self._err)
+        try:
+            self._proc = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
+                                          stdout=self._out, stderr=self._err)
+        except OSError as exc:
+            self.abort()
+            raise IntegrityError("cannot run %s to check %s: %s" % (pg_restore, name, exc.strerror)) from None
         self._open = True
 
     def write(self, data: bytes) -> None:
@@ -35,18 +46,34 @@ class ArchiveListCheck(Check):
 
     def close(self) -> str:
         try:
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        code = self._proc.wait()
-        self._out.seek(0)
-        self._err.seek(0)
-        entries = [line for line in self._out.read().decode("utf-8", "replace").splitlines()
-                   if line and not line.startswith(";")]
-        if code != 0:
-            raise IntegrityError("pg_restore --list rejects %s: %s" % (self.name, tail(self._err.read())))
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            code = self._proc.wait()
+            self._out.seek(0)
+            self._err.seek(0)
+            entries = [line for line in self._out.read().decode("utf-8", "replace").splitlines()
+                       if line and not line.startswith(";")]
+            if code != 0:
+                raise IntegrityError("pg_restore --list rejects %s: %s" % (self.name, tail(self._err.read())))
+        finally:
+            self.abort()
         # An empty database (a fresh "postgres") gives a valid archive with no entries.
         return "%d archive entries" % len(entries)
+
+    def abort(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            proc.wait()
+        self._out.close()
+        self._err.close()
 
 
 class GlobalsCheck(Check):
@@ -74,3 +101,43 @@ def check_for(conn: PgConnection, manifest: Manifest):
             return GlobalsCheck(art.name)
         return Check()
     return pick
+
+
+def verify_restored(cur, meta: dict, *, rows: bool, what: str) -> dict:
+    """Compare a restored copy with what the manifest recorded of its source.
+
+    Returns ``checks`` (what was compared, in words), ``verified`` (at least one check ran and
+    all passed), and the table, row and large object counts; RestoreError on any difference.
+    ``rows`` is false for a schema-only backup (no row counts to compare). ``meta["relations"]``
+    (tables present, recorded since 0.2.0 for every scope) and ``meta["tables"]`` (row counts)
+    are each used when present, so older manifests verify as far as they can.
+    """
+    checks, diffs = [], []
+    want_rows = meta.get("tables") if rows and isinstance(meta.get("tables"), dict) else None
+    if want_rows is not None:
+        got = count_rows(cur, large_objects="large_objects" in meta)
+        present = got["tables"]
+    else:
+        got = {"tables": {}}
+        cur.execute(USER_TABLES_SQL)
+        present = {"%s.%s" % row: None for row in cur.fetchall()}
+    relations = meta.get("relations")
+    if isinstance(relations, list):
+        diffs += ["%s: missing" % t for t in sorted(set(relations) - set(present))]
+        diffs += ["%s: not in the manifest" % t for t in sorted(set(present) - set(relations))]
+        checks.append("%d relations present, as in the manifest" % len(relations))
+    if want_rows is not None:
+        diffs += ["%s: %s rows, manifest says %s" % (t, present.get(t, "missing"), n)
+                  for t, n in sorted(want_rows.items()) if present.get(t) != n]
+        if not isinstance(relations, list):
+            diffs += ["%s: %s rows, not in the manifest" % (t, n) for t, n in sorted(present.items()) if t not in want_rows]
+        checks.append("row counts of %d tables (%d rows), as in the manifest"
+                      % (len(want_rows), sum(v for v in want_rows.values() if isinstance(v, int))))
+        if "large_objects" in meta:
+            if got.get("large_objects") != meta["large_objects"]:
+                diffs.append("large objects: %s, manifest says %s" % (got.get("large_objects"), meta["large_objects"]))
+            checks.append("%s large objects, as in the manifest" % meta["large_objects"])
+    if diffs:
+        raise RestoreError("%s does not match its manifest: %s" % (what, "; ".join(diffs[:10])))
+    return {"verified": bool(checks), "checks": checks, "tables": len(present),
+            "rows": sum(got["tables"].values()), "large_objects": got.get("large_objects", 0)}

@@ -19,7 +19,11 @@ from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec,
 
 
 class Check(Sink):
-    """Consumes an artifact's plaintext; ``close()`` returns a detail or raises IntegrityError."""
+    """Consumes an artifact's plaintext; ``close()`` returns a detail or raises IntegrityError.
+
+    ``abort()`` releases whatever the check holds (a child process, temp files); verify calls it
+    on every outcome, after ``close()`` too, so it must be idempotent.
+    """
 
     def write(self, data: bytes) -> None:
         pass
@@ -29,6 +33,9 @@ class Check(Sink):
 
     def close(self) -> str:
         return ""
+
+    def abort(self) -> None:
+        pass
 
 
 def verify_backup(entry: Entry, codec: Codec, *, check_for: Callable[[Artifact], Check],
@@ -45,6 +52,8 @@ def verify_backup(entry: Entry, codec: Codec, *, check_for: Callable[[Artifact],
             except LifelineError as exc:
                 results.append({"artifact": art.name, "repository": repo.name, "ok": False,
                                 "error": "%s: %s" % (type(exc).__name__, exc)})
+            finally:
+                check.abort()
     report = {"backup_id": manifest.backup_id, "verified_at": isotime(utcnow()),
               "ok": all(r["ok"] for r in results), "results": results,
               "repositories": [r.name for r in entry.repositories]}

@@ -11,19 +11,32 @@ version_added: 0.1.0
 description:
   - Picks a backup of O(host) (the source) by O(point), restores the roles (existing roles are
     updated, not an error) and every selected database.
-  - Each database is restored into a temporary database with parallel C(pg_restore), its row
-    counts are compared with the manifest, and only then is it swapped in under its real name.
-    A failure at any step before the swap leaves the existing database untouched.
-  - An existing database that holds data is only replaced with O(replace=true). An existing
-    empty database (such as the C(postgres) database of a fresh server) is replaced without it.
+  - Each database is restored into a temporary database with parallel C(pg_restore), checked
+    against the manifest (see RV(databases[].checks)), and given its database-level comment,
+    grants and settings; only when every selected database got that far are the copies swapped
+    in under their real names. A failure at any step before the swap leaves every existing
+    database untouched and drops the temporary copies.
+  - An existing database that holds any user object (relation, function, type, schema,
+    extension, foreign server, large object, publication, ...) is only replaced with
+    O(replace=true). An existing empty database (such as the C(postgres) database of a fresh
+    server) is replaced without it.
   - Each artifact is read from the first repository that holds an intact copy; a missing or
-    corrupt copy falls back to the next repository.
-  - Every selected artifact is read, checked and decrypted into a 0700 directory under
-    O(staging_dir) before anything on the server changes (parallel C(pg_restore) needs seekable
-    files, and a damaged later artifact must not leave a half-restored cluster); each staged
-    file is removed once its database is restored, and all of them when the run fails.
-  - The role the module connects as keeps its password unless the backup's stored verifier
-    accepts O(login_password), so a restore never locks itself out.
+    corrupt copy falls back to the next repository, with a task warning naming the copy and the
+    cause. Leftovers of a killed restore that were removed, and attributes of the connecting role
+    that were not applied, are task warnings too.
+  - Every selected artifact is read, checked and decrypted into a 0700 directory this restore
+    creates inside O(staging_dir) before anything on the server changes (parallel C(pg_restore)
+    needs seekable files, and a damaged later artifact must not leave a half-restored cluster);
+    each staged file is removed once used, and all of them when the run fails or receives
+    SIGTERM or SIGHUP. Staging directories and C(lifeline_restore_*) temporary databases left by
+    a killed restore are removed at the start of the next one, under a per-server lock in
+    O(state_dir).
+  - Globals and database-level settings are replayed through the database driver, never through
+    C(psql). A backup whose scripts hold a psql meta-command (such as C(\!)) or a statement
+    C(pg_dumpall) or C(pg_restore) does not write is refused before anything changes.
+  - The role the module connects as keeps its access. It keeps its password unless the backup's
+    stored verifier accepts O(login_password), and the backup never makes it NOLOGIN, NOSUPERUSER
+    (nor any other NO- attribute), connection-limited or expired.
 author:
   - Lifeline contributors (@lifeline-dr)
 extends_documentation_fragment:
@@ -69,7 +82,9 @@ options:
     type: int
     default: 2
   staging_dir:
-    description: Directory for the staged archives; needs free space for all selected databases' dumps.
+    description:
+      - Directory in which the restore creates its own 0700 staging directory; needs free space for
+        all selected databases' dumps. An existing directory keeps its mode (it may be C(/tmp)).
     type: path
     default: /var/lib/lifeline/staging
 attributes:
@@ -117,13 +132,52 @@ plan:
   type: dict
   sample: {globals: true, databases: {shop: create}}
 databases:
-  description: Restored databases with the action taken and what was verified.
+  description: Restored databases, each with the action taken and what was verified.
   returned: success and not check mode
   type: list
   elements: dict
-  sample: [{name: shop, action: create, tables: 2, rows: 22000, large_objects: 1}]
+  contains:
+    name:
+      description: The database.
+      type: str
+      sample: shop
+    action:
+      description: C(create) (it did not exist), C(replace) (it held data), C(replace-empty) (it existed, empty).
+      type: str
+      sample: create
+    verified:
+      description: True when at least one check ran on the restored copy and every check passed (a mismatch fails the task).
+      type: bool
+      sample: true
+    checks:
+      description:
+        - What was compared with the manifest before the swap, in words. Empty for a backup whose
+          manifest records nothing to compare (a schema-only backup made by 0.1.0).
+      type: list
+      elements: str
+      sample: ["3 relations present, as in the manifest", "row counts of 3 tables (22000 rows), as in the manifest"]
+    tables:
+      description: User tables in the restored copy.
+      type: int
+      sample: 2
+    rows:
+      description: Rows counted in them (0 when the backup holds no row counts).
+      type: int
+      sample: 22000
+    large_objects:
+      description: Large objects counted (0 when not compared).
+      type: int
+      sample: 1
+  sample: [{name: shop, action: create, verified: true, tables: 2, rows: 22000, large_objects: 1,
+            checks: ["2 relations present, as in the manifest", "row counts of 2 tables (22000 rows), as in the manifest",
+                     "1 large objects, as in the manifest"]}]
+globals:
+  description: C(applied) when roles were restored, C(skipped) otherwise.
+  returned: success and not check mode
+  type: str
+  sample: applied
 phases:
-  description: Seconds spent per phase (plan, globals, fetch, pg_restore, verify, swap).
+  description: Seconds spent per phase (plan, safety_backup, fetch, globals, pg_restore, verify, database_settings, swap).
   returned: success and not check mode
   type: dict
   sample: {fetch: 1.2, pg_restore: 3.4, verify: 0.3, swap: 0.1}
@@ -198,6 +252,8 @@ def restore(module: AnsibleModule) -> dict:
                       databases=names, stored_in=outcome.stored_in)
 
     report = job.run(before_replace=safety_backup if p["safety_backup"] else None)
+    for warning in report.pop("warnings"):  # Ansible shows them, and returns them as warnings
+        module.warn(warning)
     report["changed"] = True
     report["safety_backup"] = safety or None
     return report

@@ -127,6 +127,7 @@ def restore_for(params: dict, target, *, point: str = "latest", site: str = SITE
     p = dict(params, port=target.port, login_password=target.password)
     entry = config.catalog(p).select(site=site, host=host, component=COMPONENT, point=point)
     opts.setdefault("staging_dir", os.path.join(params["state_dir"], "staging"))
+    opts.setdefault("state_dir", params["state_dir"])
     job = PostgresRestore(entry, config.codec(p), config.pg_connection(p), RestoreOptions(**opts))
     return job.run(before_replace=before_replace)
 
