@@ -228,7 +228,7 @@ class PostgresRestore:
         replacing = [n for n, a in plan["databases"].items() if a == "replace"]
         if replacing and before_replace is not None:
             self.phases.timed("safety_backup", before_replace, replacing)
-        pg_restore = self.conn.tool("pg_restore", self.server_major)
+        pg_restore = self.conn.tool("pg_restore", self.conn.archive_major(self.manifest.tools), prefer=self.server_major)
         with tempfile.TemporaryDirectory(prefix="restore-", dir=self.opts.staging_dir) as stage:
             globals_path = None
             if plan["globals"]:

@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL 13-17: the database facts are read only from pg_database columns that version has
+(the column lists below are from each release's catalog documentation; the one for 15 is also
+checked against the real server in tests/integration/test_postgres_dump.py), and the pg_dump
+version a backup was written with is read back from its manifest, hostile or old."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, database_facts_query
+
+_BASE = ["oid", "datname", "datdba", "encoding", "datistemplate", "datallowconn", "datconnlimit",
+         "datfrozenxid", "datminmxid", "dattablespace", "datcollate", "datctype", "datacl"]
+PG_DATABASE_COLUMNS = {
+    13: _BASE + ["datlastsysoid"],
+    14: _BASE + ["datlastsysoid"],
+    15: _BASE + ["datlocprovider", "daticulocale", "datcollversion"],
+    16: _BASE + ["datlocprovider", "daticulocale", "daticurules", "datcollversion"],
+    17: _BASE + ["datlocprovider", "dathasloginevt", "datlocale", "daticurules", "datcollversion"],
+}
+KEYS = {
+    13: ("owner", "encoding", "collate", "ctype"),
+    14: ("owner", "encoding", "collate", "ctype"),
+    15: ("owner", "encoding", "collate", "ctype", "locale_provider", "icu_locale"),
+    16: ("owner", "encoding", "collate", "ctype", "locale_provider", "icu_locale", "icu_rules"),
+    17: ("owner", "encoding", "collate", "ctype", "locale_provider", "locale", "icu_locale", "icu_rules"),
+}
+
+
+def _select_list(query: str) -> list:
+    return query[len("SELECT "):query.index(" FROM pg_database")].split(", ")
+
+
+@pytest.mark.parametrize("major", sorted(PG_DATABASE_COLUMNS))
+def test_database_facts_query_uses_only_columns_that_version_has(major):
+    query, keys = database_facts_query(major * 10000 + 7)
+    used = set(re.findall(r"\bd\.(\w+)", query))
+    assert used - set(PG_DATABASE_COLUMNS[major]) == set()
+    assert {"datdba", "encoding", "datcollate", "datctype"} <= used
+    assert keys == KEYS[major]
+    assert len(_select_list(query)) == len(keys)
+
+
+@pytest.mark.parametrize("major", [15, 16])
+def test_database_facts_query_reads_the_icu_locale_from_daticulocale_on_15_and_16(major):
+    query, keys = database_facts_query(major * 10000)
+    assert "d.daticulocale" in query and "datlocale" not in query
+    assert keys.index("icu_locale") == 5
+
+
+def test_database_facts_query_on_17_reads_datlocale_and_keeps_icu_locale_for_icu_only():
+    query, keys = database_facts_query(170002)
+    assert "daticulocale" not in query
+    exprs = _select_list(query)
+    assert dict(zip(keys, exprs))["icu_locale"] == "CASE WHEN d.datlocprovider = 'i' THEN d.datlocale END"
+    assert dict(zip(keys, exprs))["locale"] == "d.datlocale"
+
+
+@pytest.mark.parametrize("tools, major", [
+    ({"pg_dump": "16.4", "pg_dump_major": 16, "server_major": 15}, 16),
+    ({"pg_dump": "17.0"}, 17),                     # a 0.1.0 manifest: the version string only
+    ({"pg_dump": "17beta2"}, 17),
+    ({"pg_dump_major": "16", "pg_dump": "15.3"}, 15),  # a string major is not trusted
+    ({"pg_dump_major": True, "pg_dump": "x"}, 0),
+    ({"pg_dump_major": 10 ** 9}, 0),
+    ({"pg_dump": ["16"]}, 0),
+    ({}, 0),
+    ("not a dict", 0),
+])
+def test_archive_major_reads_the_pg_dump_version_and_refuses_malformed_values(tools, major):
+    assert PgConnection.archive_major(tools) == major
