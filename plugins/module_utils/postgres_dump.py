@@ -126,6 +126,9 @@ class _Database(Source):
     @staticmethod
     def _count(cur, tables: list, out: dict) -> None:
         try:
+            # A failing count (permission denied) aborts only this savepoint: the transaction
+            # and its exported snapshot stay alive, so pg_dump reports its own error, if any.
+            cur.execute("SAVEPOINT lifeline_count")
             out["result"] = count_rows(cur, tables=tables)
         except Exception as exc:  # pylint: disable=broad-except
             out["error"] = SourceError("counting rows failed: %s" % exc)

@@ -4,14 +4,18 @@
 """PostgreSQL 13-17: the database facts are read only from pg_database columns that version has
 (the column lists below are from each release's catalog documentation; the one for 15 is also
 checked against the real server in tests/integration/test_postgres_dump.py), and the pg_dump
-version a backup was written with is read back from its manifest, hostile or old."""
+version a backup was written with is read back from its manifest, hostile or old, to pick a
+pg_restore able to read its archives."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import DependencyError
+from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, database_facts_query
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import check_for
 
 _BASE = ["oid", "datname", "datdba", "encoding", "datistemplate", "datallowconn", "datconnlimit",
          "datfrozenxid", "datminmxid", "dattablespace", "datcollate", "datctype", "datacl"]
@@ -73,3 +77,27 @@ def test_database_facts_query_on_17_reads_datlocale_and_keeps_icu_locale_for_icu
 ])
 def test_archive_major_reads_the_pg_dump_version_and_refuses_malformed_values(tools, major):
     assert PgConnection.archive_major(tools) == major
+
+
+def _manifest(tools: dict) -> Manifest:
+    art = Artifact(name="db-app.dump.zst.age", kind="database", size=1, sha256="ab" * 32, plain_size=1,
+                   meta={"database": "app"})
+    return Manifest(backup_id="20261123T020000Z-1a2b", site="s", host="h", component="postgres", kind="full",
+                    started="2026-11-23T02:00:00Z", finished="2026-11-23T02:00:01Z",
+                    consistent_at="2026-11-23T02:00:00Z", compression="zstd", encryption="age",
+                    key_id=["age1x"], artifacts=[art], tools=tools)
+
+
+def test_verify_refuses_a_pg_restore_older_than_the_pg_dump_that_wrote_the_archive(tmp_path):
+    # STAND-IN: a script answering --version as pg_restore 15.8 would (no real 16 here).
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "pg_restore").write_text("#!/bin/sh\necho 'pg_restore (PostgreSQL) 15.8'\n")
+    (bindir / "pg_restore").chmod(0o755)
+    conn = PgConnection(bin_dir=str(bindir))
+    manifest = _manifest({"pg_dump": "16.4", "pg_dump_major": 16, "server_major": 15})
+    with pytest.raises(DependencyError, match="postgresql-client-16"):
+        check_for(conn, manifest)(manifest.artifacts[0])
+    older = _manifest({"pg_dump": "15.8", "pg_dump_major": 15, "server_major": 15})
+    check = check_for(conn, older)(older.artifacts[0])
+    assert check.close() == "1 archive entries"  # the stand-in's one line of output
