@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from typing import Iterator, Sequence
@@ -158,18 +159,20 @@ class PgConnection:
         PGPASSWORD we inherited moves into it too, so no child has a password in its environment."""
         env = self.env(dbname)
         password = self.password or os.environ.get("PGPASSWORD")
-        if not password:
+        private = None
+        try:
+            if password:
+                text = passfile_text(host=self.host, port=self.port, user=self.user, password=password)
+                private = tempfile.mkdtemp(prefix="lifeline-pgpass-")  # 0700
+                path = os.path.join(private, "pgpass")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                env["PGPASSFILE"] = path
             yield env
-            return
-        text = passfile_text(host=self.host, port=self.port, user=self.user, password=password)
-        with tempfile.TemporaryDirectory(prefix="lifeline-pgpass-") as private:
-            os.chmod(private, 0o700)
-            path = os.path.join(private, "pgpass")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            env["PGPASSFILE"] = path
-            yield env
+        finally:
+            if private:
+                shutil.rmtree(private, ignore_errors=True)
 
     def connect(self, dbname: str | None = None):
         """An autocommit psycopg2 connection; errors name the server and the cause."""

@@ -56,7 +56,7 @@ def _random_names(rng: random.Random, count: int) -> list:
     alphabet = "abcdefSALES0123456789_-.. /\\'\"=:@%üß日\t"
     names = set()
     while len(names) < count:
-        names.add("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 63))))
+        names.add("".join(rng.choices(alphabet, k=rng.randint(1, 63))))
     return sorted(names)
 
 
