@@ -5,9 +5,10 @@
 
 Two rules keep a hostile database name from redirecting a tool to another server with our
 password: the password reaches the tools only through a 0600 password file bound to our host
-and user (PGPASSFILE, never PGPASSWORD in /proc/PID/environ, never argv), and a database name
-is never parsed as a connection string (``host=x`` or ``postgresql://x`` as a name): it goes as
-``dbname='<quoted>'`` on the command line, or in PGDATABASE, which libpq never expands.
+and user (PGPASSFILE, in memory where Linux allows; never PGPASSWORD, which /proc/PID/environ
+shows, never argv), and a database name is never parsed as a connection string (``host=x`` or
+``postgresql://x`` as a name): it goes as ``dbname='<quoted>'`` on the command line, or in
+PGDATABASE, which libpq never expands.
 Identifiers in SQL are quoted with psycopg2's sql.Identifier, never formatted into strings.
 """
 from __future__ import annotations
@@ -128,6 +129,39 @@ def passfile_text(*, host: str, port: int, user: str, password: str) -> str:
                    for h in dict.fromkeys(hosts))
 
 
+@contextlib.contextmanager
+def _passfile(text: str) -> Iterator[tuple]:
+    """(path, fds to pass) of a 0600 password file holding ``text``. On Linux an anonymous memory
+    file (memfd) the child opens as /proc/self/fd/N: never on disk, gone with the last process
+    holding it, even after SIGKILL. Elsewhere a file in a private 0700 directory, removed after."""
+    memfd_create = getattr(os, "memfd_create", None)
+    fd = None
+    if memfd_create is not None:
+        try:
+            fd = memfd_create("lifeline-pgpass", getattr(os, "MFD_CLOEXEC", 1))
+        except OSError:
+            fd = None
+    if fd is not None:
+        try:
+            os.fchmod(fd, 0o600)  # libpq ignores a password file others could read
+            data = text.encode("utf-8")
+            while data:
+                data = data[os.write(fd, data):]
+            yield "/proc/self/fd/%d" % fd, (fd,)
+        finally:
+            os.close(fd)
+        return
+    private = tempfile.mkdtemp(prefix="lifeline-pgpass-")  # 0700
+    try:
+        path = os.path.join(private, "pgpass")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        yield path, ()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 @dataclasses.dataclass
 class PgConnection:
     host: str = "localhost"
@@ -143,7 +177,7 @@ class PgConnection:
         return "PostgreSQL at %s:%s as %s" % (self.host, self.port, self.user)
 
     def env(self, dbname: str | None = None) -> dict:
-        """Environment for libpq tools, without any password (see ``tool_env``). PGDATABASE is
+        """Environment for libpq tools, without any password (see ``launch_args``). PGDATABASE is
         taken as a plain name by libpq, never expanded as a connection string."""
         env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
         env.update(PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user,
@@ -154,25 +188,21 @@ class PgConnection:
         return env
 
     @contextlib.contextmanager
-    def tool_env(self, dbname: str | None = None) -> Iterator[dict]:
-        """``env`` plus PGPASSFILE: a 0600 file in a private 0700 directory, removed on exit. A
-        PGPASSWORD we inherited moves into it too, so no child has a password in its environment."""
+    def launch_args(self, dbname: str | None = None) -> Iterator[dict]:
+        """``env`` and ``pass_fds`` for a libpq tool: the password goes into a 0600 password file
+        (PGPASSFILE) that only lives while the ``with`` lasts. A PGPASSWORD we inherited moves
+        into it too, so no child has a password in its environment."""
         env = self.env(dbname)
         password = self.password or os.environ.get("PGPASSWORD")
-        private = None
+        cleanup = contextlib.ExitStack()
         try:
+            fds: tuple = ()
             if password:
                 text = passfile_text(host=self.host, port=self.port, user=self.user, password=password)
-                private = tempfile.mkdtemp(prefix="lifeline-pgpass-")  # 0700
-                path = os.path.join(private, "pgpass")
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                env["PGPASSFILE"] = path
-            yield env
+                env["PGPASSFILE"], fds = cleanup.enter_context(_passfile(text))
+            yield {"env": env, "pass_fds": fds}
         finally:
-            if private:
-                shutil.rmtree(private, ignore_errors=True)
+            cleanup.close()
 
     def connect(self, dbname: str | None = None):
         """An autocommit psycopg2 connection; errors name the server and the cause."""
@@ -234,8 +264,8 @@ class PgConnection:
         """Run a libpq tool to completion; a non-zero exit raises SourceError with stderr's tail.
         Database options in ``argv`` (-d NAME) and ``dbname`` are database names, never
         connection strings."""
-        with self.tool_env(dbname) as env:
-            proc = subprocess.run(guard_database_args(argv), env=env, stdin=stdin, capture_output=True, check=False)
+        with self.launch_args(dbname) as launch:
+            proc = subprocess.run(guard_database_args(argv), stdin=stdin, capture_output=True, check=False, **launch)
         if proc.returncode != 0:
             raise SourceError("%s failed (exit %d): %s" % (what, proc.returncode, tail(proc.stderr)))
         return proc.stdout.decode("utf-8", "replace")
@@ -249,9 +279,9 @@ class PgConnection:
         "permission denied" and the consumer found no archive), the tool's own exit status and
         stderr are the error, not the consumer's symptom.
         """
-        with self.tool_env(dbname) as env, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(guard_database_args(argv), env=env, stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                    stderr=err, bufsize=1024 * 1024)
+        with self.launch_args(dbname) as launch, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(guard_database_args(argv), stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
+                                    stderr=err, bufsize=1024 * 1024, **launch)
             _grow_pipe(proc.stdout)
             out = _ToolOutput(proc.stdout)
             try:

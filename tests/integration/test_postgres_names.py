@@ -62,7 +62,7 @@ class DescendantEnvironWatcher(DescendantArgvWatcher):
     def __init__(self, interval: float = 0.005) -> None:
         super().__init__([], interval)
         self.env_hits: list = []
-        self.passfiles: dict = {}   # PGPASSFILE seen -> (file mode, directory mode) while in use
+        self.passfiles: set = set()   # (what PGPASSFILE is, its mode) as the child sees it
         self.tools_seen: set = set()
 
     def _loop(self) -> None:
@@ -80,16 +80,18 @@ class DescendantEnvironWatcher(DescendantArgvWatcher):
                 for var in environ:
                     if var.startswith(b"PGPASSFILE="):
                         self.tools_seen.add(tool)
-                        self._note_passfile(var[len(b"PGPASSFILE="):].decode())
+                        self._note_passfile(pid, var[len(b"PGPASSFILE="):].decode())
             self.samples += 1
             self._stop.wait(self.interval)
 
-    def _note_passfile(self, path: str) -> None:
+    def _note_passfile(self, pid: int, path: str) -> None:
+        # /proc/self/fd/N is the child's own descriptor: look at it through the child's /proc
+        path = path.replace("/proc/self/", "/proc/%d/" % pid, 1)
         try:
-            modes = (stat.S_IMODE(os.stat(path).st_mode), stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
+            self.passfiles.add((os.readlink(path) if os.path.islink(path) else path,
+                                stat.S_IMODE(os.stat(path).st_mode)))
         except OSError:
-            return  # already removed: the tool has finished
-        self.passfiles.setdefault(path, modes)
+            pass  # the tool has just exited
 
 
 @pytest.fixture
@@ -161,8 +163,8 @@ def test_backup_and_restore_of_hostile_database_names_round_trip_and_never_conne
     # no child had a password in its environment; they had a private passfile instead
     assert watcher.samples > 20 and watcher.env_hits == []
     assert {"pg_dump", "pg_restore"} <= watcher.tools_seen
-    assert watcher.passfiles and set(watcher.passfiles.values()) == {(0o600, 0o700)}
-    assert [p for p in watcher.passfiles if os.path.exists(os.path.dirname(p))] == []
+    # the password file is an anonymous 0600 memory file, on no file system
+    assert watcher.passfiles == {("/memfd:lifeline-pgpass (deleted)", 0o600)}
 
 
 def _tiny_archive(source_pg, tmp_path) -> str:

@@ -132,29 +132,47 @@ def test_passfile_refuses_a_password_with_a_line_break():
         passfile_text(host="h", port=1, user="u", password="a\nb")
 
 
-def test_tool_env_has_no_pgpassword_and_a_private_passfile_removed_afterwards(monkeypatch):
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def test_launch_args_pass_the_password_in_a_0600_memory_file_and_no_pgpassword(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "inherited-secret")
     conn = PgConnection(host="127.0.0.1", port=5999, user="u", password="the-secret")
-    with conn.tool_env("some db") as env:
-        path = env["PGPASSFILE"]
+    with conn.launch_args("some db") as launch:
+        env, (fd,) = launch["env"], launch["pass_fds"]
         assert "PGPASSWORD" not in env and env["PGDATABASE"] == "some db"
+        assert env["PGPASSFILE"] == "/proc/self/fd/%d" % fd
+        assert os.readlink(env["PGPASSFILE"]).startswith("/memfd:")  # never on a file system
+        assert stat.S_IMODE(os.stat(env["PGPASSFILE"]).st_mode) == 0o600
+        assert _read(env["PGPASSFILE"]) == "127.0.0.1:5999:*:u:the-secret\n"
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the file is gone once the tool has exited
+
+
+def test_without_memfd_the_passfile_is_in_a_private_directory_removed_afterwards(monkeypatch):
+    monkeypatch.delattr(os, "memfd_create")
+    conn = PgConnection(host="127.0.0.1", port=5999, user="u", password="the-secret")
+    with conn.launch_args() as launch:
+        path = launch["env"]["PGPASSFILE"]
+        assert launch["pass_fds"] == ()
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
-        with open(path, encoding="utf-8") as fh:
-            assert fh.read() == "127.0.0.1:5999:*:u:the-secret\n"
+        assert _read(path) == "127.0.0.1:5999:*:u:the-secret\n"
     assert not os.path.exists(os.path.dirname(path))
 
 
-def test_tool_env_moves_an_inherited_pgpassword_into_the_passfile(monkeypatch):
+def test_launch_args_move_an_inherited_pgpassword_into_the_passfile(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "inherited-secret")
-    with PgConnection(host="h", port=1, user="u").tool_env() as env:
-        assert "PGPASSWORD" not in env
-        with open(env["PGPASSFILE"], encoding="utf-8") as fh:
-            assert fh.read().endswith(":inherited-secret\n")
+    with PgConnection(host="h", port=1, user="u").launch_args() as launch:
+        assert "PGPASSWORD" not in launch["env"]
+        assert _read(launch["env"]["PGPASSFILE"]).endswith(":inherited-secret\n")
 
 
-def test_tool_env_without_any_password_leaves_the_users_own_passfile_alone(monkeypatch):
+def test_launch_args_without_any_password_leave_the_users_own_passfile_alone(monkeypatch):
     monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.setenv("PGPASSFILE", "/home/op/.pgpass")
-    with PgConnection(host="h", port=1, user="u").tool_env() as env:
-        assert env["PGPASSFILE"] == "/home/op/.pgpass"
+    with PgConnection(host="h", port=1, user="u").launch_args() as launch:
+        assert launch == {"env": launch["env"], "pass_fds": ()}
+        assert launch["env"]["PGPASSFILE"] == "/home/op/.pgpass"
