@@ -173,7 +173,7 @@ options:
     type: str
     default: postgres
   login_password:
-    description: Password; passed to the PostgreSQL tools by environment, never on the command line.
+    description: Password; passed to the PostgreSQL tools in a private password file (in memory where the kernel allows), never on the command line or in their environment.
     type: str
   maintenance_db:
     description: Database to connect to for cluster-wide work.
@@ -184,6 +184,9 @@ options:
     type: str
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
   bin_dir:
-    description: Directory holding pg_dump/pg_restore/psql. By default the newest installed version not older than the server.
+    description:
+      - Directory holding pg_dump/pg_dumpall/pg_restore.
+      - By default the server's own major version when installed, else the newest installed version not older than the server (for
+        restores, not older than the pg_dump that wrote the backup).
     type: path
 """

@@ -96,7 +96,7 @@ def check_for(conn: PgConnection, manifest: Manifest):
 
     def pick(art: Artifact) -> Check:
         if art.kind == "database":
-            return ArchiveListCheck(conn.tool("pg_restore", server_major), art.name)
+            return ArchiveListCheck(conn.tool("pg_restore", conn.archive_major(manifest.tools) or server_major), art.name)
         if art.kind == "globals":
             return GlobalsCheck(art.name)
         return Check()

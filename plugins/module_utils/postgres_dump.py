@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import subprocess
 import threading
 from typing import Iterator, Sequence
 
@@ -29,6 +28,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
     database_facts,
     list_databases,
     safe_name,
+    user_tables,
 )
 
 PGDMP_MAGIC = b"PGDMP"
@@ -54,6 +54,7 @@ class _MagicCheck:
         if not self._checked:
             self._checked = True
             if not data.startswith(PGDMP_MAGIC):
+                # PgConnection.stream replaces this with pg_dump's own error when it failed.
                 raise SourceError("%s did not produce a pg_dump custom-format archive" % self._what)
         return data
 
@@ -77,11 +78,12 @@ class _Globals(Source):
 class _Database(Source):
     kind = "database"
 
-    def __init__(self, comp: "PostgresComponent", dbname: str) -> None:
+    def __init__(self, comp: "PostgresComponent", dbname: str, *, size_hint: int | None = None) -> None:
         self.comp = comp
         self.dbname = dbname
         self.name = "db-%s.dump" % safe_name(dbname)
         self.meta = {"database": dbname}
+        self.size_hint = size_hint  # pg_database_size: an upper bound of a -Z0 dump, near enough
 
     @contextlib.contextmanager
     def open(self):
@@ -94,10 +96,14 @@ class _Database(Source):
             cur.execute("SELECT pg_export_snapshot(), now()")
             snapshot, now = cur.fetchone()
             self.meta["snapshot_time"] = isotime(now)
+            # The user tables as the dump's snapshot sees them, for every scope: a schema-only
+            # restore is verified against this list, full and data ones also by row counts.
+            tables = user_tables(cur)
+            self.meta["relations"] = ["%s.%s" % t for t in tables]
             with comp.conn.cursor() as admin:
-                self.meta.update(database_facts(admin, self.dbname))
+                self.meta.update(database_facts(admin, self.dbname, server_version_num=comp.server_version_num))
             counted: dict = {}
-            counter = threading.Thread(target=self._count, args=(cur, counted), daemon=True)
+            counter = threading.Thread(target=self._count, args=(cur, tables, counted), daemon=True)
             argv = [comp.tool("pg_dump"), "-Fc", "-Z0", "--snapshot=" + snapshot,
                     *_SCOPE_FLAGS[comp.kind_scope], "-d", self.dbname]
             what = "pg_dump of database %r" % self.dbname
@@ -118,9 +124,12 @@ class _Database(Source):
             conn.close()
 
     @staticmethod
-    def _count(cur, out: dict) -> None:
+    def _count(cur, tables: list, out: dict) -> None:
         try:
-            out["result"] = count_rows(cur)
+            # A failing count (permission denied) aborts only this savepoint: the transaction
+            # and its exported snapshot stay alive, so pg_dump reports its own error, if any.
+            cur.execute("SAVEPOINT lifeline_count")
+            out["result"] = count_rows(cur, tables=tables)
         except Exception as exc:  # pylint: disable=broad-except
             out["error"] = SourceError("counting rows failed: %s" % exc)
 
@@ -137,18 +146,25 @@ class PostgresComponent(Component):
         self.kind = self.kind_scope.value
         self.include_globals = include_globals
         self.databases: list = []
+        self.sizes: dict = {}
+        self.server_version_num = 0
         self.server_major = 0
+        self.dump_major = 0
 
     def tool(self, name: str) -> str:
-        return self.conn.tool(name, self.server_major)
+        """``name`` of the version chosen for pg_dump (pg_dumpall must write the same)."""
+        return self.conn.tool(name, self.server_major, prefer=self.dump_major or self.server_major)
 
     def prepare(self) -> None:
         num, text = self.conn.server_version()
-        self.server_major = num // 10000
+        self.server_version_num, self.server_major = num, num // 10000
         with self.conn.cursor() as cur:
             existing = list_databases(cur)
             cur.execute("SELECT system_identifier::text FROM pg_control_system()")
             system_id = cur.fetchone()[0]
+            cur.execute("SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') "
+                        "THEN pg_database_size(oid) END FROM pg_database")
+            self.sizes = dict(cur.fetchall())
         if self.wanted:
             missing = [d for d in self.wanted if d not in existing]
             if missing:
@@ -157,13 +173,12 @@ class PostgresComponent(Component):
             self.databases = list(self.wanted)
         else:
             self.databases = existing
-        pg_dump = self.tool("pg_dump")
-        try:
-            version = subprocess.run([pg_dump, "--version"], capture_output=True, check=True,
-                                     text=True).stdout.split()[-1]
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise SourceError("cannot run %s: %s" % (pg_dump, exc)) from None
-        self.tools = {"pg_dump": version, "server": text, "server_major": self.server_major}
+        # The server's own major version when installed, else the newest not older: the restore
+        # needs a pg_restore at least as new as pg_dump_major.
+        pg_dump = self.conn.find_tool("pg_dump", self.server_major, prefer=self.server_major)
+        self.dump_major = pg_dump.major
+        self.tools = {"pg_dump": pg_dump.version, "pg_dump_major": pg_dump.major, "server": text,
+                      "server_major": self.server_major}
         self.facts = {"databases": self.databases, "system_identifier": system_id,
                       "scope": self.kind, "globals": self.include_globals}
 
@@ -174,7 +189,7 @@ class PostgresComponent(Component):
         if self.include_globals:
             yield _Globals(self)
         for dbname in self.databases:
-            yield _Database(self, dbname)
+            yield _Database(self, dbname, size_hint=self.sizes.get(dbname))
         if self.consistent_at is None:
             self.consistent_at = isotime(utcnow())
 

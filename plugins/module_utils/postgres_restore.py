@@ -137,7 +137,7 @@ class PostgresRestore(RestoreJob):
         replacing = [n for n, a in plan["databases"].items() if a == RestoreAction.REPLACE.value]
         if replacing and before_replace is not None:
             self.phases.timed("safety_backup", before_replace, replacing)
-        pg_restore = self.conn.tool("pg_restore", self.server_major)
+        pg_restore = self.conn.tool("pg_restore", self.conn.archive_major(self.manifest.tools), prefer=self.server_major)
         roles = self._stage_globals(staging) if plan["globals"] else []
         copies = [self._stage_database(pg_restore, art, staging) for art in self.selected()]
         if roles:

@@ -101,20 +101,9 @@ class PgTarget:
             return dict(cur.fetchall())
 
     def create_temp(self, temp: str, meta: dict, admin: str) -> None:
-        s = sql()
-        parts = [s.SQL("CREATE DATABASE {} WITH TEMPLATE template0").format(s.Identifier(temp))]
-        if meta.get("owner"):
-            parts.append(s.SQL("OWNER {}").format(s.Identifier(meta["owner"])))
-        if meta.get("encoding"):
-            parts.append(s.SQL("ENCODING {}").format(s.Literal(meta["encoding"])))
-        if meta.get("locale_provider") == "i" and meta.get("icu_locale"):
-            parts.append(s.SQL("LOCALE_PROVIDER icu ICU_LOCALE {}").format(s.Literal(meta["icu_locale"])))
-        for key, clause in (("collate", "LC_COLLATE"), ("ctype", "LC_CTYPE")):
-            if meta.get(key):
-                parts.append(s.SQL(clause + " {}").format(s.Literal(meta[key])))
         # psycopg2 errors name the cause: a missing role, locale or disk space
         with pg_step("creating the temporary database for %r" % meta.get("database")), self.conn.cursor(admin) as cur:
-            cur.execute(s.SQL(" ").join(parts))
+            cur.execute(create_database_sql(temp, meta))
 
     def drop(self, dbname: str, admin: str) -> bool:
         """Best effort: a leftover lifeline_restore_* database is named, and dropped next time."""
@@ -199,3 +188,26 @@ class PgTarget:
                     raise RestoreError("cannot take database %r out of use to replace it: sessions keep "
                                        "reconnecting; it is unchanged" % name) from None
                 time.sleep(0.25)
+
+
+def create_database_sql(name: str, meta: dict):
+    """CREATE DATABASE with the source database's owner, encoding and locale, as the manifest
+    records them (database_facts_query: ICU from 15, ICU rules from 16, the builtin provider 17)."""
+    s = sql()
+    parts = [s.SQL("CREATE DATABASE {} WITH TEMPLATE template0").format(s.Identifier(name))]
+    if meta.get("owner"):
+        parts.append(s.SQL("OWNER {}").format(s.Identifier(meta["owner"])))
+    if meta.get("encoding"):
+        parts.append(s.SQL("ENCODING {}").format(s.Literal(meta["encoding"])))
+    provider = meta.get("locale_provider")
+    if provider == "i" and meta.get("icu_locale"):
+        parts.append(s.SQL("LOCALE_PROVIDER icu ICU_LOCALE {}").format(s.Literal(meta["icu_locale"])))
+        if meta.get("icu_rules"):
+            parts.append(s.SQL("ICU_RULES {}").format(s.Literal(meta["icu_rules"])))
+    elif provider == "b" and meta.get("locale"):
+        parts.append(s.SQL("LOCALE_PROVIDER builtin BUILTIN_LOCALE {}").format(s.Literal(meta["locale"])))
+    for key, clause in (("collate", "LC_COLLATE"), ("ctype", "LC_CTYPE")):
+        if meta.get(key):
+            parts.append(s.SQL(clause + " {}").format(s.Literal(meta[key])))
+    return s.SQL(" ").join(parts)
+
