@@ -99,8 +99,8 @@ options:
     description:
       - This host's Ed25519 private key, PEM (PKCS#8, as C(openssl genpkey -algorithm ed25519)
         writes it); required to write a backup, which is signed with it. A per-host secret (Vault).
-      - It does not decrypt anything: hosts still hold only public encryption keys.
-      - Generate one with M(lifeline.dr.backup_key) (O(lifeline.dr.backup_key#module:type=ed25519)).
+      - It does not decrypt anything; hosts still hold only public encryption keys.
+      - Generate one with M(lifeline.dr.backup_key) and C(type=ed25519), or with C(openssl genpkey -algorithm ed25519).
     type: str
   signing_key_file:
     description: Path of a 0600 file holding O(signing_key), for hosts that keep it on disk.

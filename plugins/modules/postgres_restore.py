@@ -26,6 +26,20 @@ description:
     accepts O(login_password), so a restore never locks itself out.
 author:
   - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - psycopg2 (Debian python3-psycopg2)
+  - cryptography (Debian python3-cryptography), to check manifest signatures and decrypt
+  - zstandard (Debian python3-zstandard), for zstd-compressed backups
+  - boto3 (Debian python3-boto3), for S3 repositories
+  - C(pg_restore) and C(psql) at least as new as the backup's C(pg_dump) (Debian postgresql-client-N)
+notes:
+  - The backup is accepted only when its manifest's signature verifies with a key in
+    O(trusted_signers) for O(host) (or, with O(allow_unsigned), when it is unsigned); anything
+    else is refused before the target changes.
+  - O(host) is the B(source) whose backup is restored, not the machine restored onto.
+  - C(restore-site.yml) runs this module after checking, in its pick phase, that the identity
+    opens the chosen backup; C(lifeline_restore_databases) maps to O(databases).
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -69,9 +83,10 @@ options:
     type: int
     default: 2
   staging_dir:
-    description: Directory for the staged archives; needs free space for all selected databases' dumps.
+    description:
+      - Directory for the staged archives; needs free space for all selected databases' dumps.
+      - Defaults to C(staging) under O(state_dir).
     type: path
-    default: /var/lib/lifeline/staging
 attributes:
   check_mode:
     description: Resolves the backup and reports which databases would be created or replaced; changes nothing.
@@ -90,19 +105,34 @@ EXAMPLES = r"""
     site: prod
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     identity: "{{ vault_lifeline_identity }}"
     login_password: "{{ vault_postgres_password }}"
+  become: true
 
 - name: Restore shop as it was at 02:00, replacing the current copy after it verified
   lifeline.dr.postgres_restore:
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     identity: "{{ vault_lifeline_identity }}"
     point: "2026-11-23T02:00:00Z"
     databases: [shop]
+    globals: false
     replace: true
     safety_backup: true
     recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+  become: true
+
+- name: What would a restore of db1's newest backup create or replace here?
+  lifeline.dr.postgres_restore:
+    host: db1
+    repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
+    identity: "{{ vault_lifeline_identity }}"
+  check_mode: true
+  register: restore_plan
 """
 
 RETURN = r"""
@@ -111,19 +141,75 @@ backup_id:
   returned: success
   type: str
   sample: 20261123T020000Z-4f2a
+host:
+  description: The source host whose backup was restored.
+  returned: success and not check mode
+  type: str
+  sample: db1
+site:
+  description: The site of the backup.
+  returned: success and not check mode
+  type: str
+  sample: prod
 plan:
-  description: What the restore does per database (C(create), C(replace), C(replace-empty)) and whether globals are applied.
+  description: What the restore does (or would do, in check mode).
   returned: success
   type: dict
+  contains:
+    globals:
+      description: Whether roles and memberships are applied.
+      type: bool
+      sample: true
+    databases:
+      description:
+        - Each selected database mapped to its action. C(create) (absent on the target),
+          C(replace-empty) (exists but holds nothing) or C(replace) (holds data; only with O(replace=true)).
+      type: dict
+      sample: {shop: create, postgres: replace-empty}
   sample: {globals: true, databases: {shop: create}}
+globals:
+  description: C(applied) or C(skipped).
+  returned: success and not check mode
+  type: str
+  sample: applied
 databases:
   description: Restored databases with the action taken and what was verified.
   returned: success and not check mode
   type: list
   elements: dict
-  sample: [{name: shop, action: create, tables: 2, rows: 22000, large_objects: 1}]
+  contains:
+    name:
+      description: Database name.
+      type: str
+      sample: shop
+    action:
+      description: C(create), C(replace-empty) or C(replace).
+      type: str
+      sample: create
+    verified:
+      description: True only when the restored copy was checked against the manifest and every check passed.
+      type: bool
+      sample: true
+    checks:
+      description: What was checked in the restored copy, one sentence each.
+      type: list
+      elements: str
+      sample: ["row counts of 2 tables match the manifest (22000 rows)", "1 large object"]
+    tables:
+      description: Tables whose row counts were compared.
+      type: int
+      sample: 2
+    rows:
+      description: Rows in those tables.
+      type: int
+      sample: 22000
+    large_objects:
+      description: Large objects restored.
+      type: int
+      sample: 1
+  sample: [{name: shop, action: create, verified: true, tables: 2, rows: 22000, large_objects: 1}]
 phases:
-  description: Seconds spent per phase (plan, globals, fetch, pg_restore, verify, swap).
+  description: Seconds spent per phase (plan, safety_backup, fetch, globals, pg_restore, verify, swap).
   returned: success and not check mode
   type: dict
   sample: {fetch: 1.2, pg_restore: 3.4, verify: 0.3, swap: 0.1}
@@ -146,6 +232,25 @@ safety_backup:
   description: The safety backup taken before replacing data (labelled C(safety), never picked as C(latest)), or null.
   returned: success and not check mode
   type: dict
+  contains:
+    backup_id:
+      description: Id of the safety backup; restore it with O(point) set to it.
+      type: str
+      sample: 20261123T090000Z-77aa
+    host:
+      description: Host name it is stored under (O(safety_backup_host)).
+      type: str
+      sample: db2
+    databases:
+      description: The databases it holds (those about to be replaced).
+      type: list
+      elements: str
+      sample: [shop]
+    stored_in:
+      description: Repositories holding it.
+      type: list
+      elements: str
+      sample: [local]
   sample: {backup_id: 20261123T090000Z-77aa, host: db2, databases: [shop], stored_in: [local]}
 served_by:
   description: Repositories the artifacts were read from.
@@ -214,7 +319,7 @@ def main() -> None:
             safety_backup=dict(type="bool", default=False),
             safety_backup_host=dict(type="str"),
             jobs=dict(type="int", default=2),
-            staging_dir=dict(type="path", default="/var/lib/lifeline/staging"),
+            staging_dir=dict(type="path"),  # default: <state_dir>/staging
         )),
         supports_check_mode=True,
     )
