@@ -176,6 +176,11 @@ catalog_warnings:
   type: list
   elements: str
   sample: []
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -134,6 +134,11 @@ can_decrypt:
   returned: when O(path) is not given
   type: bool
   sample: true
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 import os

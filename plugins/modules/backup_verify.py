@@ -133,6 +133,11 @@ recorded_in:
   type: list
   elements: str
   sample: [local, s3]
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule

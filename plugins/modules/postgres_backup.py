@@ -186,6 +186,11 @@ consistent_at:
   returned: success and not check mode
   type: str
   sample: "2026-11-23T02:00:04Z"
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule
