@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import uuid
 
 import pytest
@@ -98,6 +99,37 @@ def test_restore_site_check_mode_on_a_host_without_a_server_says_one_would_be_in
     assert "PostgreSQL server: would install PostgreSQL 15 (nothing listens at 127.0.0.1:%d)" % port in said
     assert "databases: would be created on the new server: analytics-ü, postgres, shop" in said
     assert "would configure postgresql@15-main to listen on port %d" % port in said
+
+
+def _installable_package_not_installed() -> str | None:
+    """A Debian package apt could install here but that is not installed (None if there is none)."""
+    for name in ("hello", "cowsay", "sl", "acl"):
+        status = subprocess.run(["dpkg-query", "--show", "--showformat", "${db:Status-Status}", name],
+                                capture_output=True, text=True, check=False).stdout.strip()
+        policy = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True, check=False).stdout
+        if status != "installed" and "Candidate:" in policy and "Candidate: (none)" not in policy:
+            return name
+    return None
+
+
+def test_restore_site_check_mode_without_the_restore_tools_stops_before_the_pick_and_says_what_to_run(site):
+    package = _installable_package_not_installed()
+    if package is None:
+        pytest.skip("no installable package is missing on this machine")
+    before = _target_state(site)
+    tools = {"lifeline_common_install_packages": True, "lifeline_common_extra_packages": [package]}
+
+    run = ansible_playbook("restore-site.yml", "--check", "-e", json.dumps(tools), env_extra=site["env"])
+
+    assert run.returncode != 0
+    said = _said(run)
+    assert "Check mode cannot read the repository from restored-db" in said
+    assert package in said and "--tags restore_tools first" in said
+    assert "Find the backup to restore" not in said
+    for later in NOT_RUN_AFTER_PICK:
+        assert later not in said
+    assert _installable_package_not_installed() == package  # check mode installed nothing
+    assert _target_state(site) == before
 
 
 def test_restore_site_with_a_wrong_identity_fails_in_the_pick_phase_before_install_or_restore(site):
