@@ -196,7 +196,7 @@ error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
