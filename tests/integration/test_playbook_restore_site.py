@@ -15,35 +15,25 @@ import json
 import os
 import re
 import subprocess
-import uuid
 
 import pytest
 
-from lifeline_it import ansible_playbook, files_under, local_services, pg_dump_normalized, pg_dumpall_normalized
+from lifeline_it import ansible_playbook, files_under, pg_dump_normalized, pg_dumpall_normalized
+from test_playbooks import local_site
 
-from services import Postgres, free_port
+from services import free_port
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto
 
 NOT_RUN_AFTER_PICK = ("Install client tools", "Restore backup", "TOTAL (RTO)")
 
 
-def _server(info: dict, which: str) -> Postgres:
-    pg = Postgres(info[which + "_dir"], port=info[which + "_port"])
-    pg.password = info["postgres_password"]
-    return pg
-
-
 @pytest.fixture(scope="module")
 def site(workdir):
-    state = os.path.join(workdir, "local-" + uuid.uuid4().hex[:8])
-    with local_services(state) as info:
-        env = {"LIFELINE_LOCAL_STATE": state}
-        backup = ansible_playbook("backup.yml", env_extra=env)
+    with local_site(workdir) as services:
+        backup = ansible_playbook("backup.yml", env_extra=services["env"])
         assert backup.returncode == 0, backup.stdout
-        backup_id = re.search(r"source-db: backup (\S+) of", backup.stdout).group(1)
-        yield {"env": env, "state": state, "source": _server(info, "source"), "target": _server(info, "target"),
-               "backup_id": backup_id}
+        yield dict(services, backup_id=re.search(r"source-db: backup (\S+) of", backup.stdout).group(1))
 
 
 def _extra_vars(site, name: str, data: dict) -> str:

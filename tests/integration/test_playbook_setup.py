@@ -12,23 +12,20 @@ import os
 import re
 import stat
 import subprocess
-import uuid
 
 import pytest
 
-from lifeline_it import PYTHON, ansible_playbook, child_env, local_services
+from lifeline_it import PYTHON, ansible_playbook, child_env, files_under
+from test_playbooks import local_site
 
 CLI = "import sys; from ansible_collections.lifeline.dr.plugins.module_utils.cli import main; sys.exit(main())"
 
 
 @pytest.fixture(scope="module")
 def setup_run(workdir):
-    state = os.path.join(workdir, "local-" + uuid.uuid4().hex[:8])
-    with local_services(state) as info:
-        env = {"LIFELINE_LOCAL_STATE": state}
-        first = ansible_playbook("setup.yml", env_extra=env)
-        yield {"env": env, "state": state, "info": info, "first": first,
-               "etc": os.path.join(state, "etc", "source-db")}
+    with local_site(workdir) as site:
+        first = ansible_playbook("setup.yml", env_extra=site["env"])
+        yield dict(site, first=first, etc=os.path.join(site["state"], "etc", "source-db"))
 
 
 def _config(setup_run) -> dict:
@@ -74,6 +71,19 @@ def test_host_cli_with_the_setup_config_makes_a_signed_backup_the_catalog_trusts
     backups = json.loads(listed.stdout)["backups"]
     assert [b["backup_id"] for b in backups] == [backup_id]
     assert backups[0]["signed_by"].startswith("ed25519:")
+
+
+def test_backup_check_mode_prints_the_plan_and_stores_nothing(setup_run):
+    repo = os.path.join(setup_run["state"], "repo")
+    before = files_under(repo)
+
+    run = ansible_playbook("backup.yml", "--check", env_extra=setup_run["env"])
+
+    assert run.returncode == 0, run.stdout
+    said = " ".join(run.stdout.split())
+    assert ("source-db (check mode): would back up globals, database analytics-ü, database postgres, "
+            "database shop into local and s3") in said
+    assert files_under(repo) == before
 
 
 def test_setup_again_changes_nothing(setup_run):
