@@ -24,7 +24,8 @@ start=$(date +%s)
 rootfs=$(mktemp -d /var/tmp/lifeline-rootfs.XXXXXX)
 trap 'rm -rf --one-file-system "$rootfs"' EXIT
 
-# python3-apt: Ansible's apt module needs it; sudo: become_user in roles; ca-certificates: TLS to S3.
+# python3-apt: Ansible's apt module needs it; sudo: the scenario connects as an unprivileged user
+# and every play escalates with become (and roles become postgres); ca-certificates: TLS to S3.
 debootstrap --variant=minbase \
   --include=python3,systemd,systemd-sysv,dbus,ca-certificates,python3-apt,sudo \
   bookworm "$rootfs" "$MIRROR"

@@ -15,6 +15,15 @@ description:
   - With O(point), also selects one backup the way a restore would.
 author:
   - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - cryptography (Debian python3-cryptography), to check manifest signatures
+  - boto3 (Debian python3-boto3), for S3 repositories
+notes:
+  - Only manifests whose signature verifies with a key in O(trusted_signers) for the host they
+    name are listed (or unsigned ones, with O(allow_unsigned)); every other manifest is left out
+    and named in RV(catalog_warnings).
+  - Read-only; needs no key that decrypts.
 extends_documentation_fragment:
   - lifeline.dr.repository
 options:
@@ -44,12 +53,14 @@ EXAMPLES = r"""
   lifeline.dr.backup_info:
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
   register: catalog
 
 - name: Which backup would a restore to 02:00 use?
   lifeline.dr.backup_info:
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     point: "2026-11-23T02:00:00Z"
   register: chosen
 """
@@ -60,6 +71,78 @@ backups:
   returned: always
   type: list
   elements: dict
+  contains: &summary
+    backup_id:
+      description: Backup id (sorts by time).
+      type: str
+      sample: 20261123T020000Z-4f2a
+    site:
+      description: Site the backup belongs to.
+      type: str
+      sample: prod
+    host:
+      description: Host the backup was taken of.
+      type: str
+      sample: db1
+    component:
+      description: Component (C(postgres)).
+      type: str
+      sample: postgres
+    kind:
+      description: C(full), C(schema), C(data) or C(incremental).
+      type: str
+      sample: full
+    parent_id:
+      description: The backup an incremental builds on; null for the others.
+      type: str
+      sample: null
+    started:
+      description: When the run started (UTC).
+      type: str
+      sample: "2026-11-23T02:00:00Z"
+    finished:
+      description: When the manifest was written (UTC).
+      type: str
+      sample: "2026-11-23T02:00:09Z"
+    consistent_at:
+      description: The moment the backed-up data represents (UTC).
+      type: str
+      sample: "2026-11-23T02:00:04Z"
+    encryption:
+      description: C(age), C(aes-256-gcm) or C(none).
+      type: str
+      sample: age
+    key_id:
+      description: The keys the backup is encrypted to (age recipients or C(aes:<16 hex>)).
+      type: list
+      elements: str
+      sample: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+    size:
+      description: Bytes stored (one copy).
+      type: int
+      sample: 1234567
+    artifacts:
+      description: Number of artifacts.
+      type: int
+      sample: 3
+    repositories:
+      description: Repositories holding the backup, in the configured order.
+      type: list
+      elements: str
+      sample: [local, s3]
+    labels:
+      description: Labels; C(safety) marks a backup a restore took before replacing data.
+      type: list
+      elements: str
+      sample: []
+    tools:
+      description: Tool and server versions the backup was made with (C(server_major) for postgres).
+      type: dict
+      sample: {pg_dump: "15.8", server: "PostgreSQL 15.8", server_major: 15}
+    signed_by:
+      description: Id of the trusted key whose signature verified; null for an unsigned backup read with O(allow_unsigned).
+      type: str
+      sample: "ed25519:3f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6"
   sample:
     - backup_id: 20261123T020000Z-4f2a
       kind: full
@@ -71,21 +154,33 @@ backups:
       encryption: age
       key_id: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
 latest:
-  description: The newest backup, or null when there is none.
+  description: The newest backup (as in RV(backups)), or null when there is none.
   returned: always
   type: dict
+  contains: *summary
   sample: {backup_id: 20261123T020000Z-4f2a}
 selected:
-  description: The backup O(point) selects.
+  description: The backup O(point) selects, as in RV(backups), with the component's facts.
   returned: when O(point) is given
   type: dict
-  sample: {backup_id: 20261123T020000Z-4f2a, tools: {server_major: 15}}
+  contains:
+    <<: *summary
+    facts:
+      description: What the component recorded (for postgres C(databases), C(scope), C(globals), C(system_identifier)).
+      type: dict
+      sample: {databases: [postgres, shop], scope: full, globals: true}
+  sample: {backup_id: 20261123T020000Z-4f2a, tools: {server_major: 15}, facts: {databases: [shop]}}
 catalog_warnings:
-  description: Manifests that could not be read, and repositories that could not be listed.
+  description: Manifests that could not be read or were not trusted, and repositories that could not be listed.
   returned: always
   type: list
   elements: str
   sample: []
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule

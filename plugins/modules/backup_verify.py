@@ -16,6 +16,19 @@ description:
   - Records the result next to the backup as C(verify/<time>.json); the manifest is never changed.
 author:
   - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - cryptography (Debian python3-cryptography), to check manifest signatures and decrypt
+  - zstandard (Debian python3-zstandard), for zstd-compressed backups
+  - boto3 (Debian python3-boto3), for S3 repositories
+  - C(pg_restore) of the backup's major version or newer, for the postgres content check
+notes:
+  - The backup is accepted only when its manifest's signature verifies with a key in
+    O(trusted_signers) for the host it names (or, with O(allow_unsigned), when it is unsigned).
+  - C(changed) is true exactly when a verification record was stored in at least one repository,
+    also when the verification failed; never in check mode or with O(record=false).
+  - Needs the private O(identity) (or O(aes_key)); run it where the identity may be, not on the
+    backed-up host.
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -35,13 +48,14 @@ options:
     default: true
 attributes:
   check_mode:
-    description: Verifies, but does not store the result.
+    description: Verifies, but does not store the result (C(changed) stays false).
     support: full
   diff_mode:
     description: Not applicable; nothing the module changes has a meaningful diff.
     support: none
 seealso:
   - module: lifeline.dr.backup_info
+  - module: lifeline.dr.backup_key
 """
 
 EXAMPLES = r"""
@@ -49,7 +63,17 @@ EXAMPLES = r"""
   lifeline.dr.backup_verify:
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     identity: "{{ vault_lifeline_identity }}"
+
+- name: Check a given backup without leaving a record
+  lifeline.dr.backup_verify:
+    host: db1
+    repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
+    identity: "{{ vault_lifeline_identity }}"
+    point: 20261123T020000Z-4f2a
+    record: false
 """
 
 RETURN = r"""
@@ -63,18 +87,57 @@ ok:
   returned: always
   type: bool
   sample: true
+verified_at:
+  description: When the verification ran (UTC); also the name of the record.
+  returned: always
+  type: str
+  sample: "2026-11-23T03:00:00Z"
+repositories:
+  description: Repositories that hold the backup and were read.
+  returned: always
+  type: list
+  elements: str
+  sample: [local, s3]
 results:
   description: One entry per artifact and repository.
   returned: always
   type: list
   elements: dict
+  contains:
+    artifact:
+      description: Artifact name, as in the manifest.
+      type: str
+      sample: db-shop.dump.zst.age
+    repository:
+      description: Repository the copy was read from.
+      type: str
+      sample: local
+    ok:
+      description: Whether this copy verified.
+      type: bool
+      sample: true
+    detail:
+      description: What the content check found (for example the number of archive entries).
+      type: str
+      returned: when RV(results[].ok) is true
+      sample: 42 archive entries
+    error:
+      description: Why this copy did not verify (error class and message).
+      type: str
+      returned: when RV(results[].ok) is false
+      sample: "IntegrityError: db-shop.dump.zst.age in s3 does not match its manifest's sha256"
   sample: [{artifact: db-shop.dump.zst.age, repository: local, ok: true, detail: "42 archive entries"}]
 recorded_in:
-  description: Repositories the result was stored in.
+  description: Repositories the result was stored in (empty in check mode and with O(record=false)).
   returned: always
   type: list
   elements: str
   sample: [local, s3]
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -98,10 +161,13 @@ def verify(module: AnsibleModule) -> dict:
                                      component=component.name, point=p["point"])
     checks = component.checks(p, entry.manifest)
     report = verify_backup(entry, config.codec(p), check_for=checks, record=p["record"] and not module.check_mode)
+    # changed: a record was stored, whether or not the backup verified.
     report["changed"] = bool(report["recorded_in"])
     if not report["ok"]:
         bad = ["%s in %s: %s" % (r["artifact"], r["repository"], r["error"]) for r in report["results"] if not r["ok"]]
-        raise IntegrityError("backup %s did not verify: %s" % (report["backup_id"], "; ".join(bad)))
+        # The whole report goes with the failure: which copies are bad, and where it was recorded.
+        module.fail_json(msg="backup %s did not verify: %s" % (report["backup_id"], "; ".join(bad)),
+                         error=IntegrityError.__name__, **report)
     return report
 
 

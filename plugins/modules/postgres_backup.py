@@ -20,6 +20,21 @@ description:
     dies, so a crashed run never blocks the next.
 author:
   - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - psycopg2 (Debian python3-psycopg2)
+  - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
+  - zstandard (Debian python3-zstandard), for O(compression=zstd)
+  - boto3 (Debian python3-boto3), for S3 repositories
+  - C(pg_dump) and C(pg_dumpall) of the server's major version or newer (Debian postgresql-client-N)
+notes:
+  - Every manifest is signed with O(signing_key) (or O(signing_key_file)); a backup without one
+    fails before anything runs. Restores accept it only where the key's public half is in
+    O(trusted_signers) for this O(host).
+  - Check mode connects to the server and to every repository as a real run would and reports
+    the plan; an unreachable repository fails the check (or warns, with
+    O(require_all_repositories=false)), as it would fail the run.
+  - O(host) is the name backups are stored under; the playbooks set it to C(inventory_hostname).
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -51,7 +66,9 @@ options:
     default: true
 attributes:
   check_mode:
-    description: Connects, checks the repositories and reports what would be backed up; writes nothing.
+    description:
+      - Connects, checks every repository and reports what would be backed up; writes nothing.
+      - A repository that cannot be reached fails the task (or warns, with O(require_all_repositories=false)).
     support: full
   diff_mode:
     description: Not applicable; nothing the module changes has a meaningful diff.
@@ -64,7 +81,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Back up every database to a local repository and S3
+- name: Back up every database to a local repository and S3, signed with this host's key
   lifeline.dr.postgres_backup:
     site: prod
     host: "{{ inventory_hostname }}"
@@ -79,15 +96,27 @@ EXAMPLES = r"""
           secret_key: "{{ vault_s3_secret_key }}"
     recipients:
       - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+    signing_key: "{{ lifeline_signing_key }}"
     login_password: "{{ vault_postgres_password }}"
+  become: true
 
-- name: Schema-only backup of one database, AES-256-GCM
+- name: Schema-only backup of one database, AES-256-GCM, signing key on disk
   lifeline.dr.postgres_backup:
     repositories: [{name: local, path: /var/backups/lifeline}]
     databases: [shop]
     scope: schema
     encryption: aes-256-gcm
     aes_key: "{{ vault_lifeline_aes_key }}"
+    signing_key_file: /etc/lifeline/signing_key.pem
+  become: true
+
+- name: Would tonight's backup reach every repository? (fails if one is unreachable)
+  lifeline.dr.postgres_backup:
+    repositories: "{{ lifeline_repositories }}"
+    recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+  check_mode: true
+  become: true
 """
 
 RETURN = r"""
@@ -101,6 +130,11 @@ status:
   returned: always
   type: str
   sample: ok
+message:
+  description: What went wrong, or which repositories were left out; empty when all went well.
+  returned: always
+  type: str
+  sample: "backup 20261123T020000Z-4f2a stored in local only; failed: s3: ..."
 stored_in:
   description: Repositories that hold the complete backup (or would, in check mode).
   returned: always
@@ -108,10 +142,10 @@ stored_in:
   elements: str
   sample: [local, s3]
 failed_repositories:
-  description: Repositories that could not store it, with the cause.
+  description: Repositories that could not store it (or could not be reached, in check mode), mapped to the cause.
   returned: always
   type: dict
-  sample: {}
+  sample: {s3: "S3 endpoint http://minio:9000 not reachable ..."}
 plan:
   description: What a run backs up (check mode).
   returned: always
@@ -120,27 +154,49 @@ plan:
   sample: [globals, database shop]
 artifacts:
   description: Stored artifacts with their stored and source sizes.
-  returned: success
+  returned: success and not check mode
   type: list
   elements: dict
+  contains:
+    name:
+      description: Artifact name in the backup directory.
+      type: str
+      sample: db-shop.dump.zst.age
+    size:
+      description: Bytes stored (compressed and encrypted).
+      type: int
+      sample: 412345
+    plain_size:
+      description: Bytes before compression and encryption.
+      type: int
+      sample: 3456789
+    database:
+      description: The database the artifact holds; null for the globals.
+      type: str
+      sample: shop
   sample: [{name: db-shop.dump.zst.age, size: 412345, plain_size: 3456789, database: shop}]
 databases:
   description: Databases backed up.
-  returned: success
+  returned: success and not check mode
   type: list
   elements: str
   sample: [postgres, shop]
 consistent_at:
   description: The moment the backed-up data represents (UTC).
-  returned: success
+  returned: success and not check mode
   type: str
   sample: "2026-11-23T02:00:04Z"
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
@@ -164,12 +220,20 @@ def backup(module: AnsibleModule) -> dict:
         result.update(consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
                       artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
                                   "database": a.meta.get("database")} for a in m.artifacts])
-    if outcome.status is Status.PARTIAL:
+    if outcome.failed:  # partial, or a repository check mode could not reach
+        message = outcome.message or _unreachable(outcome)
+        result["message"] = message
         if p["require_all_repositories"]:
             # Fail, but report what was stored: the complete copies are kept.
-            module.fail_json(msg=outcome.message, error=RepositoryError.__name__, **result)
-        module.warn(outcome.message)
+            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
+        module.warn(message)
     return result
+
+
+def _unreachable(outcome) -> str:
+    """Check mode's message for repositories the real run could not store into."""
+    return "check mode: the backup would be stored in %s only; unreachable: %s" % (
+        ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
 
 
 def main() -> None:
@@ -184,7 +248,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
-        stored_in=[], failed_repositories={}, plan=[])
+        stored_in=[], failed_repositories={}, plan=[], message="")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,20 @@ description:
     (nor any other NO- attribute), connection-limited or expired.
 author:
   - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - psycopg2 (Debian python3-psycopg2)
+  - cryptography (Debian python3-cryptography), to check manifest signatures and decrypt
+  - zstandard (Debian python3-zstandard), for zstd-compressed backups
+  - boto3 (Debian python3-boto3), for S3 repositories
+  - C(pg_restore) and C(psql) at least as new as the backup's C(pg_dump) (Debian postgresql-client-N)
+notes:
+  - The backup is accepted only when its manifest's signature verifies with a key in
+    O(trusted_signers) for O(host) (or, with O(allow_unsigned), when it is unsigned); anything
+    else is refused before the target changes.
+  - O(host) is the B(source) whose backup is restored, not the machine restored onto.
+  - C(restore-site.yml) runs this module after checking, in its pick phase, that the identity
+    opens the chosen backup; C(lifeline_restore_databases) maps to O(databases).
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
@@ -85,8 +99,8 @@ options:
     description:
       - Directory in which the restore creates its own 0700 staging directory; needs free space for
         all selected databases' dumps. An existing directory keeps its mode (it may be C(/tmp)).
+      - Defaults to C(staging) under O(state_dir).
     type: path
-    default: /var/lib/lifeline/staging
 attributes:
   check_mode:
     description: Resolves the backup and reports which databases would be created or replaced; changes nothing.
@@ -105,19 +119,34 @@ EXAMPLES = r"""
     site: prod
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     identity: "{{ vault_lifeline_identity }}"
     login_password: "{{ vault_postgres_password }}"
+  become: true
 
 - name: Restore shop as it was at 02:00, replacing the current copy after it verified
   lifeline.dr.postgres_restore:
     host: db1
     repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
     identity: "{{ vault_lifeline_identity }}"
     point: "2026-11-23T02:00:00Z"
     databases: [shop]
+    globals: false
     replace: true
     safety_backup: true
     recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+  become: true
+
+- name: What would a restore of db1's newest backup create or replace here?
+  lifeline.dr.postgres_restore:
+    host: db1
+    repositories: "{{ lifeline_repositories }}"
+    trusted_signers: "{{ lifeline_trusted_signers }}"
+    identity: "{{ vault_lifeline_identity }}"
+  check_mode: true
+  register: restore_plan
 """
 
 RETURN = r"""
@@ -126,11 +155,37 @@ backup_id:
   returned: success
   type: str
   sample: 20261123T020000Z-4f2a
+host:
+  description: The source host whose backup was restored.
+  returned: success and not check mode
+  type: str
+  sample: db1
+site:
+  description: The site of the backup.
+  returned: success and not check mode
+  type: str
+  sample: prod
 plan:
-  description: What the restore does per database (C(create), C(replace), C(replace-empty)) and whether globals are applied.
+  description: What the restore does (or would do, in check mode).
   returned: success
   type: dict
+  contains:
+    globals:
+      description: Whether roles and memberships are applied.
+      type: bool
+      sample: true
+    databases:
+      description:
+        - Each selected database mapped to its action. C(create) (absent on the target),
+          C(replace-empty) (exists but holds nothing) or C(replace) (holds data; only with O(replace=true)).
+      type: dict
+      sample: {shop: create, postgres: replace-empty}
   sample: {globals: true, databases: {shop: create}}
+globals:
+  description: C(applied) or C(skipped).
+  returned: success and not check mode
+  type: str
+  sample: applied
 databases:
   description: Restored databases, each with the action taken and what was verified.
   returned: success and not check mode
@@ -171,11 +226,6 @@ databases:
   sample: [{name: shop, action: create, verified: true, tables: 2, rows: 22000, large_objects: 1,
             checks: ["2 relations present, as in the manifest", "row counts of 2 tables (22000 rows), as in the manifest",
                      "1 large objects, as in the manifest"]}]
-globals:
-  description: C(applied) when roles were restored, C(skipped) otherwise.
-  returned: success and not check mode
-  type: str
-  sample: applied
 phases:
   description: Seconds spent per phase (plan, safety_backup, fetch, globals, pg_restore, verify, database_settings, swap).
   returned: success and not check mode
@@ -200,6 +250,25 @@ safety_backup:
   description: The safety backup taken before replacing data (labelled C(safety), never picked as C(latest)), or null.
   returned: success and not check mode
   type: dict
+  contains:
+    backup_id:
+      description: Id of the safety backup; restore it with O(point) set to it.
+      type: str
+      sample: 20261123T090000Z-77aa
+    host:
+      description: Host name it is stored under (O(safety_backup_host)).
+      type: str
+      sample: db2
+    databases:
+      description: The databases it holds (those about to be replaced).
+      type: list
+      elements: str
+      sample: [shop]
+    stored_in:
+      description: Repositories holding it.
+      type: list
+      elements: str
+      sample: [local]
   sample: {backup_id: 20261123T090000Z-77aa, host: db2, databases: [shop], stored_in: [local]}
 served_by:
   description: Repositories the artifacts were read from.
@@ -207,6 +276,11 @@ served_by:
   type: list
   elements: str
   sample: [local]
+error:
+  description: The class of the engine error (for example C(RepositoryError), C(UntrustedError)); C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: RepositoryError
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -270,7 +344,7 @@ def main() -> None:
             safety_backup=dict(type="bool", default=False),
             safety_backup_host=dict(type="str"),
             jobs=dict(type="int", default=2),
-            staging_dir=dict(type="path", default="/var/lib/lifeline/staging"),
+            staging_dir=dict(type="path"),  # default: <state_dir>/staging
         )),
         supports_check_mode=True,
     )

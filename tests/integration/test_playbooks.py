@@ -12,6 +12,7 @@ another having run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -29,12 +30,21 @@ def _server(info: dict, which: str) -> Postgres:
     return pg
 
 
-@pytest.fixture(scope="module")
-def deployment(workdir):
+@contextlib.contextmanager
+def local_site(workdir: str):
+    """scripts/local-services.py's services under a new state directory (the other
+    test_playbook_*.py modules use it too): yields the env for ansible_playbook, the state
+    directory, services.json, and the source and target servers."""
     state = os.path.join(workdir, "local-" + uuid.uuid4().hex[:8])
     with local_services(state) as info:
-        env = {"LIFELINE_LOCAL_STATE": state}
-        source, target = _server(info, "source"), _server(info, "target")
+        yield {"env": {"LIFELINE_LOCAL_STATE": state}, "state": state, "info": info,
+               "source": _server(info, "source"), "target": _server(info, "target")}
+
+
+@pytest.fixture(scope="module")
+def deployment(workdir):
+    with local_site(workdir) as site:
+        env, source, target = site["env"], site["source"], site["target"]
         backup = ansible_playbook("backup.yml", env_extra=env)
         restore = ansible_playbook("restore-site.yml", env_extra=env) if backup.returncode == 0 else None
         yield {"env": env, "source": source, "target": target, "backup": backup, "restore": restore,

@@ -1,49 +1,82 @@
-"""After backup.yml on lifeline-source and restore-site.yml on the fresh lifeline-restored:
-the two clusters hold the same roles, databases, data and settings."""
+"""After setup.yml, backup.yml on lifeline-source and restore-site.yml on the fresh
+lifeline-restored, all run as the unprivileged lifeline-admin with sudo: the two clusters hold the
+same roles, databases, data and settings, and the hosts hold what the roles put there.
+
+The checks read the containers as root through podman (SOURCE, RESTORED); the `host` fixture is
+the connection the playbooks used (the inventory's user), to prove who that was."""
+import json
+
 import testinfra
 
 testinfra_hosts = ["lifeline-restored"]  # the comparison runs once; it reads both containers
 
 SOURCE = testinfra.get_host("podman://lifeline-source")
+RESTORED = testinfra.get_host("podman://lifeline-restored")
 
 
-def dumpall(host) -> list:
-    out = host.check_output("runuser -u postgres -- pg_dumpall")
+def dumpall(target) -> list:
+    out = target.check_output("runuser -u postgres -- pg_dumpall")
     # PostgreSQL writes a random \\restrict key into every dump (CVE-2025-8714 fix).
     return [line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))]
 
 
-def test_restore_target_runs_the_backups_major_version(host):
-    assert host.package("postgresql-15").is_installed
-    assert host.service("postgresql@15-main").is_running
+def test_playbooks_connected_as_an_unprivileged_user_that_escalates_with_sudo(host):
+    assert host.user().name == "lifeline-admin"
+    assert host.user().uid != 0
+    assert RESTORED.file("/etc/sudoers.d/lifeline-admin").mode == 0o440
 
 
-def test_pg_dumpall_of_source_and_restored_cluster_match(host):
-    source, restored = dumpall(SOURCE), dumpall(host)
+def test_restore_target_runs_the_backups_major_version():
+    assert RESTORED.package("postgresql-15").is_installed
+    assert RESTORED.service("postgresql@15-main").is_running
+
+
+def test_pg_dumpall_of_source_and_restored_cluster_match():
+    source, restored = dumpall(SOURCE), dumpall(RESTORED)
     assert len(source) > 1000
     assert source == restored
 
 
-def test_sample_rows_and_large_object_arrived(host):
+def test_sample_rows_and_large_object_arrived():
     psql = "runuser -u postgres -- psql -X -A -t -d shop -c "
-    assert host.check_output(psql + "'SELECT count(*) FROM sales.\"order\"'") == "20000"
-    assert "Grüße" in host.check_output(psql + "\"SELECT convert_from(lo_get(424242), 'UTF8')\"")
+    assert RESTORED.check_output(psql + "'SELECT count(*) FROM sales.\"order\"'") == "20000"
+    assert "Grüße" in RESTORED.check_output(psql + "\"SELECT convert_from(lo_get(424242), 'UTF8')\"")
 
 
-def test_restored_host_read_from_s3_because_its_local_repository_is_empty(host):
-    assert not host.file("/var/backups/lifeline/molecule").exists
+def test_restored_host_read_from_s3_because_its_local_repository_is_empty():
+    assert not RESTORED.file("/var/backups/lifeline/molecule").exists
     assert SOURCE.file("/var/backups/lifeline/molecule/lifeline-source/postgres").is_directory
 
 
-def test_source_backup_files_are_private(host):
-    del host
+def test_source_backup_files_and_signing_key_are_private():
     mode = SOURCE.check_output("find /var/backups/lifeline -type f -printf '%m\\n' | sort -u")
     assert mode.split() == ["600"]
     assert SOURCE.file("/etc/lifeline/lifeline.json").mode == 0o600
+    assert SOURCE.file("/etc/lifeline/signing_key.pem").mode == 0o600
     assert SOURCE.file("/var/lib/lifeline").mode == 0o700
 
 
-def test_host_cli_lists_the_backup(host):
-    del host
-    out = SOURCE.check_output("/usr/local/sbin/lifeline list")
-    assert '"backup_id"' in out and '"s3"' in out
+def test_restore_target_got_no_signing_key_or_cli_config():
+    assert not RESTORED.file("/etc/lifeline/signing_key.pem").exists
+    assert not RESTORED.file("/etc/lifeline/lifeline.json").exists
+
+
+def test_host_cli_config_points_at_the_signing_key_and_trusts_the_source():
+    config = json.loads(SOURCE.check_output("cat /etc/lifeline/lifeline.json"))
+    assert config["signing_key_file"] == "/etc/lifeline/signing_key.pem"
+    assert list(config["trusted_signers"]) == ["lifeline-source"]
+    assert config["state_dir"] == "/var/lib/lifeline"
+
+
+def test_host_cli_makes_a_signed_backup_and_lists_it():
+    made = SOURCE.run("LIFELINE_PG_PASSWORD=molecule-pg-password /usr/local/sbin/lifeline backup postgres")
+    assert made.rc == 0, made.stderr
+    backup_id = json.loads(made.stdout)["backup_id"]
+    listed = json.loads(SOURCE.check_output("/usr/local/sbin/lifeline list"))
+    mine = [b for b in listed["backups"] if b["backup_id"] == backup_id]
+    assert mine and mine[0]["signed_by"].startswith("ed25519:") and mine[0]["repositories"] == ["local", "s3"]
+
+
+def test_postgresql_17_was_refused_and_nothing_of_it_installed():
+    assert not RESTORED.package("postgresql-client-17").is_installed
+    assert not RESTORED.file("/usr/lib/postgresql/17").exists
