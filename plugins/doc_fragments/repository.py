@@ -173,7 +173,9 @@ options:
     type: str
     default: postgres
   login_password:
-    description: Password; passed to the PostgreSQL tools in a private password file (in memory where the kernel allows), never on the command line or in their environment.
+    description:
+      - Password; passed to the PostgreSQL tools in a private password file (in memory where the
+        kernel allows), never on the command line or in their environment.
     type: str
   maintenance_db:
     description: Database to connect to for cluster-wide work.

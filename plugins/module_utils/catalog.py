@@ -60,6 +60,7 @@ class Catalog:
         self.warnings: list[str] = []
         #: backup id -> why its manifest was not accepted (unsigned, forged, malformed)
         self.rejected: dict[str, str] = {}
+        self._listed: dict[tuple, list] = {}  # one listing per scope and run: nothing read twice
 
     def _read(self, repo: Repository, key: str, scope: tuple, backup_id: str) -> tuple[Manifest, str | None]:
         where = "%s in %s" % (key, repo.describe())
@@ -78,8 +79,13 @@ class Catalog:
 
     def entries(self, *, site: str, host: str, component: str) -> list[Entry]:
         """Every committed, trusted backup of one host's component, oldest first."""
-        prefix = backup_prefix(site, host, component)
         scope = (site, host, component)
+        if scope not in self._listed:
+            self._listed[scope] = self._list(scope)
+        return list(self._listed[scope])
+
+    def _list(self, scope: tuple) -> list[Entry]:
+        prefix = backup_prefix(*scope)
         found: dict[str, Entry] = {}
         failures = []
         for repo in self.repositories:
@@ -122,8 +128,13 @@ class Catalog:
         id is taken as asked. A rejected (untrusted) backup is never returned: asked for by id,
         it raises UntrustedError naming the cause.
         """
-        entries = self.entries(site=site, host=host, component=component)
         what = "%s backup of host '%s' in site '%s'" % (component, host, site)
+        if is_backup_id(point) and (site, host, component) not in self._listed:
+            # Asked by id: read that manifest only, not every manifest of the host.
+            entry = self._one(site=site, host=host, component=component, backup_id=point)
+            if entry is not None:
+                return entry
+        entries = self.entries(site=site, host=host, component=component)
         if is_backup_id(point):
             for entry in entries:
                 if entry.manifest.backup_id == point:
@@ -147,6 +158,28 @@ class Catalog:
                                 % (what, isotime(when), oldest.manifest.backup_id,
                                    oldest.manifest.consistent_at))
         return max(fitting, key=lambda e: (e.manifest.consistent_at, e.manifest.backup_id))
+
+    def _one(self, *, site: str, host: str, component: str, backup_id: str) -> Entry | None:
+        """The backup ``backup_id`` from every repository holding an intact, trusted copy; None
+        when no repository does (the caller then lists, to name what exists)."""
+        key = backup_prefix(site, host, component, backup_id) + MANIFEST_NAME
+        found: Entry | None = None
+        for repo in self.repositories:
+            try:
+                manifest, signed_by = self._read(repo, key, (site, host, component), backup_id)
+            except NotFoundError:
+                continue
+            except (IntegrityError, RepositoryError) as exc:
+                self.warnings.append(str(exc))
+                continue
+            if found is None:
+                found = Entry(manifest, [repo], signed_by)
+            elif manifest == found.manifest:
+                found.repositories.append(repo)
+            else:
+                self.warnings.append("%s in %s differs from the copy in %s; ignored" % (
+                    key, repo.describe(), found.repositories[0].describe()))
+        return found
 
     def _none_usable(self, what: str, entries: list, kinds: tuple) -> Exception:
         where = ", ".join(r.describe() for r in self.repositories)

@@ -19,6 +19,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.compress import (
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import (
     Encryption,
+    age_recipient,
     key_id,
     new_decryptor,
     new_encryptor,
@@ -58,6 +59,15 @@ class Codec:
 
     def key_id(self) -> list:
         return key_id(self.encryption, recipients=self.recipients, aes_key=self.aes_key)
+
+    def opens(self, manifest: Manifest) -> bool:
+        """Whether this codec's identities (or AES key) can decrypt ``manifest``'s artifacts,
+        judged from the key ids the manifest records (nothing is fetched)."""
+        if manifest.encryption == Encryption.AGE.value:
+            return bool({age_recipient(i) for i in self.identities} & set(manifest.key_id))
+        if manifest.encryption == Encryption.AES_GCM.value:
+            return bool(self.aes_key) and key_id(Encryption.AES_GCM, aes_key=self.aes_key) == manifest.key_id
+        return True
 
     def for_manifest(self, manifest: Manifest) -> "Codec":
         """The codec that decodes ``manifest``'s artifacts with this codec's keys."""

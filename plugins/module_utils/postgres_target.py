@@ -210,4 +210,3 @@ def create_database_sql(name: str, meta: dict):
         if meta.get(key):
             parts.append(s.SQL(clause + " {}").format(s.Literal(meta[key])))
     return s.SQL(" ").join(parts)
-

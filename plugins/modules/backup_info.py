@@ -36,6 +36,14 @@ options:
       - Select one backup as C(selected). C(latest), a backup id, or an ISO-8601 time (newest
         backup consistent at or before it). Fails, naming the oldest and newest, when none fits.
     type: str
+  identity:
+    description:
+      - age identity (private key) to test against the selected backup; RV(selected.can_decrypt)
+        then says whether it opens it, judged from the key ids the manifest records. Nothing is decrypted.
+    type: str
+  aes_key:
+    description: AES key (64 hex characters) to test against the selected backup, as O(identity).
+    type: str
 attributes:
   check_mode:
     description: Read-only; runs the same in check mode.
@@ -169,6 +177,10 @@ selected:
       description: What the component recorded (for postgres C(databases), C(scope), C(globals), C(system_identifier)).
       type: dict
       sample: {databases: [postgres, shop], scope: full, globals: true}
+    can_decrypt:
+      description: Whether O(identity) or O(aes_key) opens the selected backup; only when one is given.
+      type: bool
+      sample: true
   sample: {backup_id: 20261123T020000Z-4f2a, tools: {server_major: 15}, facts: {databases: [shop]}}
 catalog_warnings:
   description: Manifests that could not be read or were not trusted, and repositories that could not be listed.
@@ -199,6 +211,8 @@ def info(module: AnsibleModule) -> dict:
     if p["point"]:
         selected = catalog.select(point=p["point"], **where)
         result["selected"] = dict(selected.summary(), facts=selected.manifest.facts)
+        if p["identity"] or p["aes_key"]:
+            result["selected"]["can_decrypt"] = config.codec(p).opens(selected.manifest)
     result["catalog_warnings"] = catalog.warnings
     return result
 
@@ -208,6 +222,8 @@ def main() -> None:
         argument_spec=merge(repository_spec(), dict(
             component=dict(type="str", default="postgres"),
             point=dict(type="str"),
+            identity=dict(type="str", no_log=True),
+            aes_key=dict(type="str", no_log=True),
         )),
         supports_check_mode=True,
     )

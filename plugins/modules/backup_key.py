@@ -212,16 +212,8 @@ def _describe(module: AnsibleModule) -> dict:
     entry = config.catalog(p).select(site=p["site"], host=config.host_name(p),
                                      component=p["component"], point=p["point"])
     m = entry.manifest
-    codec = config.codec(p)
-    if m.encryption == "age":
-        ours = set(crypto.age_recipient(i) for i in codec.identities)
-        can = bool(ours & set(m.key_id))
-    elif m.encryption == "aes-256-gcm":
-        can = bool(codec.aes_key) and crypto.key_id(crypto.Encryption.AES_GCM, aes_key=codec.aes_key) == m.key_id
-    else:
-        can = True
     return {"changed": False, "backup_id": m.backup_id, "encryption": m.encryption,
-            "key_id": m.key_id, "can_decrypt": can}
+            "key_id": m.key_id, "can_decrypt": config.codec(p).opens(m)}
 
 
 def main() -> None:

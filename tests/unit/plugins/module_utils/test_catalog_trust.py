@@ -164,3 +164,62 @@ def test_chain_refuses_a_parent_that_does_not_precede_its_child(repo):
     catalog = Catalog([repo], trust=trust())
     with pytest.raises(IntegrityError, match="does not precede"):
         catalog.chain(catalog.select(**SCOPE, point="20261123T020000Z-0003"))
+
+
+# --- nothing read twice ----------------------------------------------------------------------
+
+class CountingRepository(LocalRepository):
+    """A real local repository that counts the objects read and the listings made."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.reads, self.listings = [], 0
+
+    def get_bytes(self, key: str) -> bytes:
+        self.reads.append(key)
+        return super().get_bytes(key)
+
+    def list(self, prefix: str = ""):
+        self.listings += 1
+        return super().list(prefix)
+
+
+def test_selecting_by_id_reads_that_manifest_only(tmp_path):
+    repo = CountingRepository("first", str(tmp_path / "r"))
+    for day in range(1, 8):
+        store(repo, manifest("202611%02dT020000Z-000%d" % (day, day), finished="2026-11-%02dT02:10:00Z" % day))
+    entry = Catalog([repo], trust=trust()).select(**SCOPE, point="20261103T020000Z-0003")
+    assert entry.manifest.backup_id == "20261103T020000Z-0003"
+    assert repo.reads == ["fra/db1/postgres/20261103T020000Z-0003/manifest.json"] and repo.listings == 0
+
+
+def test_an_untrusted_backup_asked_for_by_id_is_still_refused_with_its_cause(tmp_path):
+    repo = CountingRepository("first", str(tmp_path / "r"))
+    m = manifest("20261123T020000Z-0001", finished="2026-11-23T02:10:00Z")
+    repo.put_bytes(m.prefix + MANIFEST_NAME, m.to_json())  # unsigned
+    with pytest.raises(UntrustedError, match="not signed"):
+        Catalog([repo], trust=trust()).select(**SCOPE, point="20261123T020000Z-0001")
+
+
+def test_one_catalog_lists_each_scope_once_however_often_it_is_asked(tmp_path):
+    repo = CountingRepository("first", str(tmp_path / "r"))
+    store(repo, manifest("20261121T020000Z-0001", finished="2026-11-21T02:10:00Z"))
+    catalog = Catalog([repo], trust=trust())
+    catalog.entries(**SCOPE)
+    latest = catalog.select(**SCOPE)
+    catalog.chain(latest)
+    assert repo.listings == 1 and len(repo.reads) == 1
+
+
+def test_codec_opens_says_whether_the_identity_matches_the_recorded_key_ids():
+    from ansible_collections.lifeline.dr.plugins.module_utils.crypto import generate_age_identity
+    from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
+    identity, recipient = generate_age_identity()
+    other, _ = generate_age_identity()
+    m = manifest("20261121T020000Z-0001", finished="2026-11-21T02:10:00Z")
+    m.encryption, m.key_id = "age", [recipient]
+    assert Codec(identities=[identity]).opens(m)
+    assert not Codec(identities=[other]).opens(m)
+    assert Codec(identities=[other, identity]).opens(m)
+    m.encryption, m.key_id = "aes-256-gcm", ["aes:0000"]
+    assert not Codec(encryption="aes-256-gcm", aes_key="ab" * 32).opens(m)
