@@ -215,7 +215,7 @@ def test_codec_opens_says_whether_the_identity_matches_the_recorded_key_ids():
     from ansible_collections.lifeline.dr.plugins.module_utils.crypto import generate_age_identity
     from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
     identity, recipient = generate_age_identity()
-    other, _ = generate_age_identity()
+    other = generate_age_identity()[0]
     m = manifest("20261121T020000Z-0001", finished="2026-11-21T02:10:00Z")
     m.encryption, m.key_id = "age", [recipient]
     assert Codec(identities=[identity]).opens(m)
