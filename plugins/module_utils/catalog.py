@@ -107,11 +107,7 @@ class Catalog:
                         self.rejected.setdefault(backup_id, str(exc))
                     continue
                 if backup_id in found:
-                    if manifest != found[backup_id].manifest:
-                        self.warnings.append("%s in %s differs from the copy in %s; ignored" % (
-                            key, repo.describe(), found[backup_id].repositories[0].describe()))
-                        continue
-                    found[backup_id].repositories.append(repo)
+                    self._add_copy(found[backup_id], manifest, repo, key)
                     continue
                 self.rejected.pop(backup_id, None)
                 found[backup_id] = Entry(manifest, [repo], signed_by)
@@ -174,12 +170,17 @@ class Catalog:
                 continue
             if found is None:
                 found = Entry(manifest, [repo], signed_by)
-            elif manifest == found.manifest:
-                found.repositories.append(repo)
             else:
-                self.warnings.append("%s in %s differs from the copy in %s; ignored" % (
-                    key, repo.describe(), found.repositories[0].describe()))
+                self._add_copy(found, manifest, repo, key)
         return found
+
+    def _add_copy(self, entry: Entry, manifest: Manifest, repo: Repository, key: str) -> None:
+        """Another repository's copy of ``entry``: it holds the backup only if it says the same."""
+        if manifest == entry.manifest:
+            entry.repositories.append(repo)
+        else:
+            self.warnings.append("%s in %s differs from the copy in %s; ignored" % (
+                key, repo.describe(), entry.repositories[0].describe()))
 
     def _none_usable(self, what: str, entries: list, kinds: tuple) -> Exception:
         where = ", ".join(r.describe() for r in self.repositories)

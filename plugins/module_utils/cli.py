@@ -33,15 +33,6 @@ from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_b
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
 
-def _read_secret_file(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("cannot read the %s file %s: %s"
-                          % (what, path, getattr(exc, "strerror", None) or type(exc).__name__)) from None
-
-
 def load_config(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -57,9 +48,9 @@ def load_config(path: str) -> dict:
     if os.environ.get("LIFELINE_PG_PASSWORD"):
         params["login_password"] = os.environ["LIFELINE_PG_PASSWORD"]
     if os.environ.get("LIFELINE_IDENTITY_FILE"):
-        params["identity"] = _read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
+        params["identity"] = config.read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
     if os.environ.get("LIFELINE_SIGNING_KEY_FILE"):
-        params["signing_key"] = _read_secret_file(os.environ["LIFELINE_SIGNING_KEY_FILE"], "signing key")
+        params["signing_key"] = config.read_secret_file(os.environ["LIFELINE_SIGNING_KEY_FILE"], "signing key")
     return params
 
 

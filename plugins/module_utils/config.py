@@ -71,16 +71,21 @@ def codec(params: dict) -> Codec:
     )
 
 
+def read_secret_file(path: str, what: str) -> str:
+    """A secret's text from a file; ConfigError naming the file and the cause (never the content)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("cannot read the %s file %s: %s"
+                          % (what, path, getattr(exc, "strerror", None) or type(exc).__name__)) from None
+
+
 def signer(params: dict) -> Signer:
     """The host's manifest signing key: ``signing_key`` (PEM) or ``signing_key_file``."""
     pem = params.get("signing_key")
-    path = params.get("signing_key_file")
-    if not pem and path:
-        try:
-            with open(path, encoding="ascii") as fh:
-                pem = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError("cannot read the signing key file %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from None
+    if not pem and params.get("signing_key_file"):
+        pem = read_secret_file(params["signing_key_file"], "signing key")
     if not pem:
         raise ConfigError("no manifest signing key: set lifeline_signing_key (module option "
                           "signing_key) to this host's Ed25519 private key; " + MAKE_KEY_HINT)
