@@ -31,6 +31,20 @@ options:
     description: Component whose backups to list.
     type: str
     default: postgres
+  components:
+    description:
+      - Choose one backup of each of these components at O(point), for a whole-site restore,
+        returned as RV(site). A time takes each component's newest backup consistent at or before
+        it; a backup id pins that backup and takes the others at its consistent time.
+      - A component without any backup of the host is left out (listed in RV(site.absent)), unless
+        O(require_components) is set; one that has backups but none at the point fails, naming it.
+      - O(component) is ignored when this is given.
+    type: list
+    elements: str
+  require_components:
+    description: With O(components), every listed component must have a backup at O(point).
+    type: bool
+    default: false
   point:
     description:
       - Select one backup as C(selected). C(latest), a backup id, or an ISO-8601 time (newest
@@ -182,6 +196,22 @@ selected:
       type: bool
       sample: true
   sample: {backup_id: 20261123T020000Z-4f2a, tools: {server_major: 15}, facts: {databases: [shop]}}
+site:
+  description: The backup of each component chosen at O(point), when O(components) is given.
+  returned: when O(components) and O(point) are given
+  type: dict
+  contains:
+    selected:
+      description: Component name to its chosen backup, as RV(selected) (with C(can_decrypt) when a key is given).
+      type: dict
+    absent:
+      description: Components that have no backup of the host at all.
+      type: list
+      elements: str
+    point:
+      description: The time the components were chosen at (C(latest), or the pinned backup's consistent time).
+      type: str
+  sample: {selected: {postgres: {backup_id: 20261123T020000Z-4f2a}}, absent: [redis], point: latest}
 catalog_warnings:
   description: Manifests that could not be read or were not trusted, and repositories that could not be listed.
   returned: always
@@ -199,20 +229,37 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import config
 from ansible_collections.lifeline.dr.plugins.module_utils.module import merge, repository_spec, run
+from ansible_collections.lifeline.dr.plugins.module_utils.site_point import select_site
+
+
+def _described(entry, p: dict) -> dict:
+    out = dict(entry.summary(), facts=entry.manifest.facts)
+    if p["identity"] or p["aes_key"]:
+        out["can_decrypt"] = config.codec(p).opens(entry.manifest)
+    return out
+
+
+def site_info(p: dict) -> dict:
+    catalog = config.catalog(p)
+    names = list(dict.fromkeys(p["components"]))
+    chosen = select_site(catalog, site=p["site"], host=config.host_name(p), components=names,
+                         point=p["point"] or "latest", required=names if p["require_components"] else ())
+    return {"site": {"selected": {name: _described(entry, p) for name, entry in chosen.selected.items()},
+                     "absent": chosen.absent, "point": chosen.point},
+            "catalog_warnings": catalog.warnings}
 
 
 def info(module: AnsibleModule) -> dict:
     p = module.params
+    if p["components"]:
+        return site_info(p)
     catalog = config.catalog(p)
     where = dict(site=p["site"], host=config.host_name(p), component=p["component"])
     entries = catalog.entries(**where)
     result = {"backups": [e.summary() for e in entries],
               "latest": entries[-1].summary() if entries else None}
     if p["point"]:
-        selected = catalog.select(point=p["point"], **where)
-        result["selected"] = dict(selected.summary(), facts=selected.manifest.facts)
-        if p["identity"] or p["aes_key"]:
-            result["selected"]["can_decrypt"] = config.codec(p).opens(selected.manifest)
+        result["selected"] = _described(catalog.select(point=p["point"], **where), p)
     result["catalog_warnings"] = catalog.warnings
     return result
 
@@ -221,6 +268,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=merge(repository_spec(), dict(
             component=dict(type="str", default="postgres"),
+            components=dict(type="list", elements="str"),
+            require_components=dict(type="bool", default=False),
             point=dict(type="str"),
             identity=dict(type="str", no_log=True),
             aes_key=dict(type="str", no_log=True),

@@ -136,6 +136,22 @@ def test_backup_info_lists_backups_oldest_first_with_the_repositories_holding_th
     assert result["changed"] is False
 
 
+def test_backup_info_chooses_one_backup_per_component_for_a_site_restore(params, age_keys):
+    backup_id = run_backup_for(params).manifest.backup_id
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", dict(
+        _common(params), components=["postgres", "redis"], point="latest", identity=age_keys[0]))
+
+    assert rc == 0, output
+    assert result["site"]["selected"]["postgres"]["backup_id"] == backup_id
+    assert result["site"]["selected"]["postgres"]["can_decrypt"] is True
+    assert result["site"]["absent"] == ["redis"]
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", dict(
+        _common(params), components=["postgres", "redis"], require_components=True, point="latest"))
+    assert rc != 0 and "redis" in result["msg"], output
+
+
 def test_backup_verify_passes_on_a_good_backup_of_every_database(params):
     backup_id = run_backup_for(params).manifest.backup_id
 
