@@ -116,7 +116,7 @@ def main() -> None:
         os.unlink(plain)
 
         rows["restore_site_yml_s"], out = timed(playbook, "playbooks/restore-site.yml", env, extra)
-        result = registered(out, "Restore backup", "restored-db")
+        result = registered(out, "Restore PostgreSQL backup", "restored-db")
         rows["restore_module_s"] = result["total_seconds"]
         rows["restore_phases"] = result["phases"]
         rows["database_bytes"] = db_bytes

@@ -25,7 +25,7 @@ from services import free_port
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto
 
-NOT_RUN_AFTER_PICK = ("Install client tools", "Restore backup", "TOTAL (RTO)")
+NOT_RUN_AFTER_PICK = ("Install client tools", "Restore PostgreSQL backup", "TOTAL (RTO)")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_restore_site_check_mode_without_the_restore_tools_stops_before_the_pick
     said = _said(run)
     assert "Check mode cannot read the repository from restored-db" in said
     assert package in said and "--tags restore_tools first" in said
-    assert "Find the backup to restore" not in said
+    assert "Find the backups to restore" not in said
     for later in NOT_RUN_AFTER_PICK:
         assert later not in said
     assert _installable_package_not_installed() == package  # check mode installed nothing
@@ -131,7 +131,7 @@ def test_restore_site_with_a_wrong_identity_fails_in_the_pick_phase_before_insta
 
     assert run.returncode != 0
     said = _said(run)
-    assert "cannot decrypt backup %s of source-db" % site["backup_id"] in said
+    assert "cannot decrypt the postgres backup %s" % site["backup_id"] in said
     assert "Set lifeline_identity to the matching private key" in said
     assert wrong_identity not in said
     for later in NOT_RUN_AFTER_PICK:
@@ -177,8 +177,8 @@ def test_restore_site_tag_restore_pick_only_picks_and_checks_the_key(site):
 
     assert run.returncode == 0, run.stdout
     said = _said(run)
-    assert "Restoring backup %s of source-db" % site["backup_id"] in said
-    assert "the identity opens it" in said
+    assert "Restoring source-db at latest: postgres %s (data as of" % site["backup_id"] in said
+    assert "the identity opens every one" in said
     for later in NOT_RUN_AFTER_PICK + ("Install the engine's packages",):
         assert later not in said
     assert _target_state(site) == before

@@ -59,9 +59,9 @@ def test_backup_and_restore_site_playbooks_succeed_and_print_the_rto(deployment)
     assert re.search(r"stored\s+in\s+local\s+and\s+s3", backup.stdout), backup.stdout
     assert restore is not None and restore.returncode == 0, restore.stdout if restore else ""
     assert re.search(r"TOTAL \(RTO\)\s+\d+\.\d s", restore.stdout), restore.stdout
-    for phase in ("install tools", "pick backup", "PostgreSQL server", "restore "):
+    for phase in ("install tools", "pick backups", "servers", "restore ", "  postgres "):
         assert phase in restore.stdout
-    assert "RPO: data as of" in restore.stdout
+    assert "RPO postgres: data as of" in restore.stdout
     assert re.search(r"failed=0", restore.stdout)
 
 
