@@ -96,3 +96,20 @@ def run(module: AnsibleModule, func, **result) -> None:
         module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc(), **result)
     module.exit_json(**result)
+
+
+# ---- secrets (issue 7): the result of a component backup, shared by the *_backup modules ----
+def backup_result(module: AnsibleModule, outcome, *, require_all: bool) -> dict:
+    """``outcome`` (backup.Outcome) as a module result; fails the task (keeping what was stored)
+    when a repository was left out and ``require_all``, else warns."""
+    result = outcome.to_dict()
+    result["changed"] = True
+    if outcome.failed:  # partial, or a repository check mode could not reach
+        message = outcome.message or ("check mode: the backup would be stored in %s only; unreachable: %s" % (
+            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
+        result["message"] = message
+        if require_all:
+            module.fail_json(msg=message, error="RepositoryError", **result)
+        module.warn(message)
+    return result
+# ---- end secrets ----

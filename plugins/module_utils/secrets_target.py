@@ -35,9 +35,10 @@ class Dirs:
         self.created: list[str] = []
 
     def open_root(self, *, create: bool) -> int | None:
-        if create:
+        if create and not os.path.isdir(self.root):
             try:
-                os.makedirs(self.root, mode=0o700, exist_ok=True)
+                os.makedirs(self.root, mode=0o700)
+                self.created.append(self.root)
             except OSError as exc:
                 raise RestoreError("cannot create the restore root %s: %s" % (self.root, exc.strerror)) from None
         try:
