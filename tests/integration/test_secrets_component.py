@@ -332,3 +332,52 @@ def test_secrets_verify_reads_every_copy_and_matches_the_carried_digests(sparams
     assert report["ok"] is True and len(report["results"]) == 6
     assert report["results"][-1]["detail"] == "digests of 2 files; 2 match the content read"
     assert outcome.manifest.backup_id == report["backup_id"]
+
+
+def _owner_edit(owner: str, uid: int):
+    def edit(body):
+        body["artifacts"][0]["meta"].update(owner=owner, uid=uid)
+    return edit
+
+
+def test_secrets_restore_uses_the_recorded_id_with_a_warning_when_the_owner_is_unknown_here(sparams, sources):
+    lp = _forged(sparams, _owner_edit("lifeline-nobody", 54321))
+
+    report = restore_job(lp).run()
+
+    assert os.stat(under(sparams["root"], sources["env"])).st_uid == 54321
+    assert any("'lifeline-nobody' does not exist" in w and "54321" in w for w in report["warnings"])
+
+
+def test_secrets_restore_refuses_an_unknown_owner_whose_id_belongs_to_another_account(sparams):
+    lp = _forged(sparams, _owner_edit("lifeline-nobody", 1))  # uid 1 is daemon here
+
+    with pytest.raises(RestoreError, match="belongs to user 'daemon'"):
+        restore_job(lp).run()
+    assert not os.path.exists(sparams["root"])
+
+
+def test_secrets_restore_removes_temporaries_a_killed_restore_left(sparams, sources):
+    backup(sparams)
+    target_dir = os.path.dirname(under(sparams["root"], sources["env"]))
+    os.makedirs(target_dir)
+    leftover = os.path.join(target_dir, ".lifeline-tmp-secret-0123456789abcdef")
+    with open(leftover, "wb") as fh:
+        fh.write(b"half a secret")
+
+    report = restore_job(sparams).run()
+
+    assert sorted(os.listdir(target_dir)) == ["env", "tls.key"]
+    assert any(leftover in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_secrets_backup_refuses_a_path_that_is_not_a_regular_file(sparams, tmp_path, kind):
+    path = str(tmp_path / kind)
+    if kind == "directory":
+        os.mkdir(path)
+    else:
+        os.mkfifo(path)
+
+    with pytest.raises(ConfigError, match="not a regular file"):
+        backup(sparams, paths=[path])
