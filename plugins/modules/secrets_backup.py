@@ -14,8 +14,8 @@ description:
   - Always encrypted; O(encryption=none) is refused before anything runs.
   - The manifest records paths, owners, modes, sizes and the hashes of the encrypted artifacts
     only. The sha256 of each file's content, which the restore checks what it wrote against,
-    is stored in an encrypted artifact of its own (C(digests.json)), never in the manifest: a
-    plain hash of a short password could be brute-forced from the manifest.
+    is stored in an encrypted artifact of its own (C(digests.json)), never in the manifest, as a
+    plain hash of a short password could be brute-forced from a readable manifest.
   - Each path must be absolute and name a regular file. A symlink at the path is refused (it is
     never followed), as are directories, devices, FIFOs and files with setuid, setgid or sticky
     bits. A file whose mode is not C(0600) or C(0400) is backed up with a task warning naming it.

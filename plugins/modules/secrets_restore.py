@@ -24,7 +24,7 @@ description:
   - Owners are restored by name where the name exists on this host (its id may differ from the
     source's); otherwise by the recorded numeric id, with a task warning. When that id belongs to
     another account here, the restore is refused (that account would read the secret).
-  - A manifest is input from a stranger until checked: a relative or unnormalised path, C(..), a
+  - A manifest is input from a stranger until checked. A relative or unnormalised path, C(..), a
     NUL byte, a mode with setuid, setgid or sticky bits, a backup stored without encryption or
     anything but secret files is refused before anything is written.
   - Contents and digests are never returned, logged or shown in check mode.
