@@ -35,6 +35,7 @@ notes:
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
+  - lifeline.dr.repository.backup
 options:
   paths:
     description:
@@ -43,16 +44,6 @@ options:
     type: list
     elements: path
     required: true
-  lock_timeout:
-    description: Seconds to wait for a concurrent secrets backup of the same host to finish.
-    type: int
-    default: 0
-  require_all_repositories:
-    description:
-      - When true, a backup that could be stored in only some repositories fails the task (the
-        copies that were stored are kept and listed). When false it succeeds with a warning.
-    type: bool
-    default: true
 attributes:
   check_mode:
     description: Opens every file and checks every repository; reports the paths that would be backed up; writes nothing.
@@ -168,7 +159,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
+    BACKUP_FAILED,
     backup_result,
+    backup_spec,
     encryption_spec,
     merge,
     repository_spec,
@@ -186,26 +179,20 @@ def backup(module: AnsibleModule) -> dict:
     finally:
         for warning in component.warnings:
             module.warn(warning)
-    result = backup_result(module, outcome, require_all=p["require_all_repositories"])
+    result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="path")
     if outcome.manifest:
-        m = outcome.manifest
-        result.update(consistent_at=m.consistent_at, paths=m.facts.get("paths", []),
-                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
-                                  "path": a.meta.get("path")} for a in m.artifacts])
+        result["paths"] = outcome.manifest.facts.get("paths", [])
     return result
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=merge(repository_spec(), encryption_spec(), dict(
+        argument_spec=merge(repository_spec(), encryption_spec(), backup_spec(), dict(
             paths=dict(type="list", elements="path", required=True),
-            lock_timeout=dict(type="int", default=0),
-            require_all_repositories=dict(type="bool", default=True),
         )),
         supports_check_mode=True,
     )
-    run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
-        stored_in=[], failed_repositories={}, plan=[], message="")
+    run(module, lambda: backup(module), **BACKUP_FAILED)
 
 
 if __name__ == "__main__":

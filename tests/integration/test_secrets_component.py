@@ -79,6 +79,13 @@ def manifest_file(p: dict, backup_id: str) -> str:
     return os.path.join(p["repositories"][0]["path"], SITE, HOST, "secrets", backup_id, MANIFEST_NAME)
 
 
+def other_file_at(path: str) -> str:
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as fh:
+        fh.write(b"other content")
+    return path
+
+
 def local_only(p: dict) -> dict:
     return dict(p, repositories=p["repositories"][:1])
 
@@ -130,10 +137,7 @@ def test_secrets_backup_refuses_a_symlink_at_the_source_path(sparams, sources, t
 
 def test_secrets_restore_refuses_a_different_existing_file_without_replace_and_changes_nothing(sparams, sources):
     backup(sparams)
-    existing = under(sparams["root"], sources["key"])
-    os.makedirs(os.path.dirname(existing))
-    with open(existing, "wb") as fh:
-        fh.write(b"other content")
+    existing = other_file_at(under(sparams["root"], sources["key"]))
 
     with pytest.raises(RestoreError, match="replace"):
         restore_job(sparams).run()
@@ -145,10 +149,7 @@ def test_secrets_restore_refuses_a_different_existing_file_without_replace_and_c
 
 def test_secrets_restore_with_replace_replaces_the_different_file_atomically(sparams, sources):
     backup(sparams)
-    existing = under(sparams["root"], sources["key"])
-    os.makedirs(os.path.dirname(existing))
-    with open(existing, "wb") as fh:
-        fh.write(b"other content")
+    existing = other_file_at(under(sparams["root"], sources["key"]))
     inode = os.stat(existing).st_ino
 
     report = restore_job(sparams, replace=True).run()
@@ -198,6 +199,8 @@ def _module_args(p: dict, **extra) -> dict:
 def test_secrets_modules_check_mode_writes_nothing_and_no_output_or_manifest_holds_content(sparams, sources, token):
     rc, result, output = adhoc("lifeline.dr.secrets_backup", _module_args(sparams, paths=sparams["paths"]))
     assert rc == 0 and result["status"] == "ok", output
+    assert [a["path"] for a in result["artifacts"]] == [*sparams["paths"], None]
+    assert result["paths"] == sparams["paths"]
     backup_id = result["backup_id"]
 
     rc, plan, plan_output = adhoc("lifeline.dr.secrets_restore", _module_args(sparams, root=sparams["root"]),
