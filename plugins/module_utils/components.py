@@ -72,7 +72,8 @@ def _secrets() -> ComponentType:
     )
 
     def backup(p: dict) -> Component:
-        return SecretsComponent(p.get("paths") or [], encryption=p.get("encryption") or "age")
+        # module option "paths"; "secrets_paths" in the host CLI's config, beside other components' keys
+        return SecretsComponent(p.get("secrets_paths") or p.get("paths") or [], encryption=p.get("encryption") or "age")
 
     def restore(entry: Entry, codec: Codec, p: dict):
         return SecretsRestore(entry, codec, SecretsRestoreOptions(

@@ -113,6 +113,12 @@ class SecretsRestore(RestoreJob):
                 raise RestoreError("backup %s lists %s twice; refusing it" % (m.backup_id, meta.path))
             seen.add(meta.path)
             files.append(_File(art, meta, os.path.join(self.root, meta.path.lstrip("/"))))
+        for item in files:
+            parent = os.path.dirname(item.meta.path)
+            while parent != "/":
+                if parent in seen:
+                    raise RestoreError("backup %s lists %s and a file below it; refusing it" % (m.backup_id, parent))
+                parent = os.path.dirname(parent)
         return files
 
     def remove_leftovers(self) -> None:

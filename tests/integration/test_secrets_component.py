@@ -86,6 +86,16 @@ def other_file_at(path: str) -> str:
     return path
 
 
+def content_digests(paths: list) -> list:
+    """sha256 of each file's content, in hex of both cases: must appear in no output or manifest."""
+    found = []
+    for path in paths:
+        with open(path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        found += [digest, digest.upper()]
+    return found
+
+
 def local_only(p: dict) -> dict:
     return dict(p, repositories=p["repositories"][:1])
 
@@ -213,13 +223,10 @@ def test_secrets_modules_check_mode_writes_nothing_and_no_output_or_manifest_hol
         (sources["env"], "0600", "daemon", "create"), (sources["key"], "0400", "root", "create")}
     with open(manifest_file(sparams, backup_id), "rb") as fh:
         manifest = fh.read()
-    for path in sparams["paths"]:
-        with open(path, "rb") as fh:
-            plain = fh.read()
-        digests = (hashlib.sha256(plain).hexdigest(), hashlib.sha256(plain).hexdigest().upper())
-        for text in (output, plan_output, json.dumps(plan), manifest.decode()):
-            assert token.decode() not in text and token[::-1].decode() not in text
-            assert not any(d in text for d in digests)
+    digests = content_digests(sparams["paths"])
+    for text in (output, plan_output, json.dumps(plan), manifest.decode()):
+        assert token.decode() not in text and token[::-1].decode() not in text
+        assert not any(d in text for d in digests)
 
 
 def test_secrets_refused_backup_with_encryption_none_through_the_module(sparams):
@@ -240,9 +247,11 @@ def test_secrets_contents_are_absent_from_vvv_output_of_the_modules(sparams, tok
         outputs.append(proc.stdout + proc.stderr)
 
     assert os.path.exists(under(sparams["root"], sparams["paths"][0]))
+    digests = content_digests(sparams["paths"])
     for text in outputs:
         assert token.decode() not in text and token[::-1].decode() not in text
         assert sparams["identity"] not in text
+        assert not any(d in text for d in digests)
 
 
 # ---------------------------------------------------------------- hostile repositories
@@ -283,6 +292,17 @@ def test_secrets_restore_refuses_a_hostile_manifest_before_writing_anything(spar
     assert not os.path.exists(sparams["root"])
 
 
+def test_secrets_restore_refuses_a_manifest_listing_a_file_below_another_file(sparams, sources):
+    def edit(body):
+        body["artifacts"][1]["meta"]["path"] = sources["env"] + "/inner"
+
+    lp = _forged(sparams, edit)
+
+    with pytest.raises(RestoreError, match="a file below it"):
+        restore_job(lp).run()
+    assert not os.path.exists(sparams["root"])
+
+
 def test_secrets_restore_refuses_a_backup_claiming_no_encryption(sparams):
     def edit(body):
         body["encryption"] = "none"
@@ -294,15 +314,20 @@ def test_secrets_restore_refuses_a_backup_claiming_no_encryption(sparams):
     assert not os.path.exists(sparams["root"])
 
 
-def test_secrets_restore_refuses_content_that_does_not_match_the_carried_digest(sparams, age_keys):
+def _wrong_digests(sparams: dict, recipient: str) -> dict:
+    """A backup whose (encrypted, well-formed) digests document names other content."""
     def edit(body):
         files = {a["name"].split(".")[0]: {"sha256": "0" * 64, "size": a["plain_size"]}
                  for a in body["artifacts"] if a["kind"] == "secret"}
         doc = json.dumps({"format": "lifeline-secrets-digests", "version": 1, "files": files}).encode()
         name = next(a["name"] for a in body["artifacts"] if a["kind"] == "digests")
-        put_artifact(sparams["repositories"][0]["path"], body, name, doc, [age_keys[1]], kind="digests", meta={})
+        put_artifact(sparams["repositories"][0]["path"], body, name, doc, [recipient], kind="digests", meta={})
 
-    lp = _forged(sparams, edit)
+    return _forged(sparams, edit)
+
+
+def test_secrets_restore_refuses_content_that_does_not_match_the_carried_digest(sparams, age_keys):
+    lp = _wrong_digests(sparams, age_keys[1])
 
     with pytest.raises(IntegrityError, match="does not match the digest"):
         restore_job(lp).run()
@@ -384,3 +409,15 @@ def test_secrets_backup_refuses_a_path_that_is_not_a_regular_file(sparams, tmp_p
 
     with pytest.raises(ConfigError, match="not a regular file"):
         backup(sparams, paths=[path])
+
+
+def test_secrets_verify_fails_when_the_content_does_not_match_the_carried_digests(sparams, age_keys):
+    lp = _wrong_digests(sparams, age_keys[1])
+    entry = config.catalog(lp).select(site=SITE, host=HOST, component="secrets", point="latest")
+
+    report = verify_backup(entry, config.codec(lp), check_for=components.get("secrets").checks(lp, entry.manifest),
+                           record=False)
+
+    assert report["ok"] is False
+    assert "does not match the digest" in report["results"][-1]["error"]
+    assert [r["ok"] for r in report["results"][:-1]] == [True, True]
