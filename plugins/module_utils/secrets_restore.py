@@ -20,7 +20,7 @@ from typing import Callable
 
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError
-from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact
+from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, Sink, fetch_artifact
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreJob, step
 from ansible_collections.lifeline.dr.plugins.module_utils.secrets_format import (
@@ -82,6 +82,32 @@ class _Bytes(Sink):
         self.data = bytearray()
 
 
+def checked_files(m: Manifest, root: str) -> list:
+    """Every artifact's meta checked (hostile input), before anything is read or written."""
+    require_encryption(m.encryption)  # a forged manifest claiming plaintext secrets: refused
+    kinds = {a.kind for a in m.artifacts}
+    if kinds - {SECRET_KIND, DIGESTS_KIND} or sum(a.kind == DIGESTS_KIND for a in m.artifacts) != 1:
+        raise RestoreError("backup %s is not a secrets backup (one digests artifact and secret files "
+                           "only); nothing was changed" % m.backup_id)
+    files, seen = [], set()
+    for art in secret_artifacts(m):
+        try:
+            meta = SecretMeta.from_artifact(art, m.backup_id)
+        except IntegrityError as exc:
+            raise RestoreError(str(exc)) from None
+        if meta.path in seen:
+            raise RestoreError("backup %s lists %s twice; refusing it" % (m.backup_id, meta.path))
+        seen.add(meta.path)
+        files.append(_File(art, meta, os.path.join(root, meta.path.lstrip("/"))))
+    for item in files:
+        parent = os.path.dirname(item.meta.path)
+        while parent != "/":
+            if parent in seen:
+                raise RestoreError("backup %s lists %s and a file below it; refusing it" % (m.backup_id, parent))
+            parent = os.path.dirname(parent)
+    return files
+
+
 class SecretsRestore(RestoreJob):
     def __init__(self, entry: Entry, codec: Codec, opts: SecretsRestoreOptions) -> None:
         super().__init__(entry, codec, staging_dir=opts.staging_dir, state_dir=opts.state_dir)
@@ -89,37 +115,11 @@ class SecretsRestore(RestoreJob):
             raise RestoreError("the restore root %r is not an absolute path" % opts.root)
         self.opts = opts
         self.root = os.path.normpath(opts.root)
-        self.files = self._files()
+        self.files = checked_files(entry.manifest, self.root)
         self.digests: dict = {}
 
     def target(self) -> str:
         return "secrets-" + self.root
-
-    def _files(self) -> list:
-        """Every artifact's meta checked, before anything is read or written."""
-        m = self.manifest
-        require_encryption(m.encryption)  # a forged manifest claiming plaintext secrets: refused
-        kinds = {a.kind for a in m.artifacts}
-        if kinds - {SECRET_KIND, DIGESTS_KIND} or sum(a.kind == DIGESTS_KIND for a in m.artifacts) != 1:
-            raise RestoreError("backup %s is not a secrets backup (one digests artifact and secret files "
-                               "only); nothing was changed" % m.backup_id)
-        files, seen = [], set()
-        for art in secret_artifacts(m):
-            try:
-                meta = SecretMeta.from_artifact(art, m.backup_id)
-            except IntegrityError as exc:
-                raise RestoreError(str(exc)) from None
-            if meta.path in seen:
-                raise RestoreError("backup %s lists %s twice; refusing it" % (m.backup_id, meta.path))
-            seen.add(meta.path)
-            files.append(_File(art, meta, os.path.join(self.root, meta.path.lstrip("/"))))
-        for item in files:
-            parent = os.path.dirname(item.meta.path)
-            while parent != "/":
-                if parent in seen:
-                    raise RestoreError("backup %s lists %s and a file below it; refusing it" % (m.backup_id, parent))
-                parent = os.path.dirname(parent)
-        return files
 
     def remove_leftovers(self) -> None:
         dirs = Dirs(self.root)
@@ -191,23 +191,22 @@ class SecretsRestore(RestoreJob):
             self.phases.timed("safety_backup", before_replace, replacing)
         dirs, ready, fds, done = Dirs(self.root), [], [], False
         try:
-            for item in self.files:
-                if item.action in (CREATE, REPLACE, ATTRIBUTES):
-                    with step("preparing %s" % item.target):
-                        fds.append(dirs.open_parent(item.meta.path, create=True)[0])
-                    ready.append((item, self._prepare(item, fds[-1]) if item.action != ATTRIBUTES else None))
+            for item in (f for f in self.files if f.action != UNCHANGED):
+                with step("preparing %s" % item.target):
+                    fds.append(dirs.open_parent(item.meta.path, create=True)[0])
+                ready.append((item, self._prepare(item, fds[-1]) if item.action != ATTRIBUTES else None, fds[-1]))
             with self.guard.shielded(), step("putting the restored secret files in place"):
                 self.phases.timed("swap", self._swap, ready)
             done = True
         finally:
-            for _item, temp in ready:
+            for _item, temp, _dir_fd in ready:
                 if temp is not None:
                     temp.discard()
             if not done:
                 dirs.remove_created()
             for fd in fds:
                 os.close(fd)
-        results = [self._result(f) for f in self.files]
+        results = [_result(f) for f in self.files]
         return {"root": self.root, "files": results, "changed": any(f.action != UNCHANGED for f in self.files)}
 
     def _prepare(self, item: _File, dir_fd: int) -> TempFile:
@@ -228,14 +227,10 @@ class SecretsRestore(RestoreJob):
         return temp
 
     def _swap(self, ready: list) -> None:
-        for item, temp in ready:
+        for item, temp, dir_fd in ready:
             if temp is None:  # same content, other owner or mode: set them on the file itself
-                fd, _missing = Dirs(self.root).open_parent(item.meta.path, create=False)
-                try:
-                    file_fd = os.open(os.path.basename(item.target),
-                                      os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-                finally:
-                    os.close(fd)
+                file_fd = os.open(os.path.basename(item.target), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                                  dir_fd=dir_fd)
                 try:
                     os.fchown(file_fd, item.uid, item.gid)
                     os.fchmod(file_fd, item.meta.mode)
@@ -245,11 +240,15 @@ class SecretsRestore(RestoreJob):
                 temp.rename_to(os.path.basename(item.target))
                 temp.discard()
 
-    def _result(self, item: _File) -> dict:
-        checks = {CREATE: "written and read back: content matches the digest the backup carries",
-                  ATTRIBUTES: "content already identical to the backup's digest; owner and mode set",
-                  UNCHANGED: "content, owner and mode already as in the backup"}
-        checks[REPLACE] = checks[CREATE]
-        return dict(item.describe(), verified=True, checks=[
-            checks[item.action], "%d bytes, as in the manifest" % item.art.plain_size,
-            "mode %s, owner %d:%d" % (format_mode(item.meta.mode), item.uid, item.gid)])
+
+_CHECKS = {CREATE: "written and read back: content matches the digest the backup carries",
+           REPLACE: "written and read back: content matches the digest the backup carries",
+           ATTRIBUTES: "content already identical to the backup's digest; owner and mode set",
+           UNCHANGED: "content, owner and mode already as in the backup"}
+
+
+def _result(item: _File) -> dict:
+    """A restored file as the module returns it: what was checked, in words; no content, no digest."""
+    return dict(item.describe(), verified=True, checks=[
+        _CHECKS[item.action], "%d bytes, as in the manifest" % item.art.plain_size,
+        "mode %s, owner %d:%d" % (format_mode(item.meta.mode), item.uid, item.gid)])

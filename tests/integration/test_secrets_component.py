@@ -171,6 +171,23 @@ def test_secrets_restore_with_replace_replaces_the_different_file_atomically(spa
     assert os.stat(existing).st_ino != inode  # renamed over, not rewritten in place
 
 
+def test_secrets_restore_replaces_a_symlink_in_place_of_a_file_without_writing_through_it(sparams, sources, tmp_path):
+    backup(sparams)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"untouched")
+    link = under(sparams["root"], sources["env"])
+    os.makedirs(os.path.dirname(link))
+    os.symlink(str(victim), link)
+
+    with pytest.raises(RestoreError, match="not a regular file"):
+        restore_job(sparams).run()
+    report = restore_job(sparams, replace=True).run()
+
+    assert victim.read_bytes() == b"untouched"
+    assert not os.path.islink(link) and os.stat(link).st_uid == UID
+    assert {f["source_path"]: f["action"] for f in report["files"]}[sources["env"]] == "replace"
+
+
 def test_secrets_second_restore_changes_nothing_and_a_changed_mode_is_only_corrected(sparams, sources):
     backup(sparams)
     restore_job(sparams).run()
