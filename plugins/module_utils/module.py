@@ -98,7 +98,7 @@ def run(module: AnsibleModule, func, **result) -> None:
     module.exit_json(**result)
 
 
-# ---- secrets (issue 7): the result of a component backup, shared by the *_backup modules ----
+# ---- secrets (issue 7): what every *_backup module shares (postgres_backup, secrets_backup) ----
 def backup_spec() -> dict:
     """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
     return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True))
@@ -124,7 +124,7 @@ def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key
         message = outcome.message or ("check mode: the backup would be stored in %s only; unreachable: %s" % (
             ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
         result["message"] = message
-        if require_all:
+        if require_all:  # fail, but report what was stored: the complete copies are kept
             module.fail_json(msg=message, error="RepositoryError", **result)
         module.warn(message)
     return result
