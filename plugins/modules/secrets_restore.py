@@ -129,18 +129,92 @@ plan:
       sample: /
     files:
       description:
-        - One entry per file with C(path) (where it lands), C(source_path), C(mode), C(owner),
-          C(group), C(uid), C(gid) (on this host) and C(action), one of C(create), C(replace),
-          C(attributes) (same content, owner or mode corrected) or C(unchanged).
+        - One entry per file. C(action) is C(create), C(replace), C(attributes) (same content,
+          owner or mode corrected) or C(unchanged).
       type: list
       elements: dict
+      contains:
+        path:
+          description: Where the file lands (under O(root)).
+          type: str
+          sample: /etc/myapp/env
+        source_path:
+          description: The path it was backed up from.
+          type: str
+          sample: /etc/myapp/env
+        mode:
+          description: The mode it gets, in octal.
+          type: str
+          sample: "0600"
+        owner:
+          description: The recorded owner name (null when the source had none for its id).
+          type: str
+          sample: myapp
+        group:
+          description: The recorded group name (null when the source had none for its id).
+          type: str
+          sample: myapp
+        uid:
+          description: The owner's id on this host (the name's id here, else the recorded id).
+          type: int
+          sample: 998
+        gid:
+          description: The group's id on this host.
+          type: int
+          sample: 998
+        action:
+          description: C(create), C(replace), C(attributes) or C(unchanged).
+          type: str
+          sample: create
   sample: {root: /, files: [{path: /etc/myapp/env, source_path: /etc/myapp/env, mode: "0600", owner: myapp,
                              group: myapp, uid: 998, gid: 998, action: create}]}
 files:
-  description: The plan's entries after the run, each with C(verified) and C(checks) (what was compared, in words).
+  description: The plan's entries after the run, each with what was verified.
   returned: success and not check mode
   type: list
   elements: dict
+  contains:
+    path:
+      description: Where the file lands (under O(root)).
+      type: str
+      sample: /etc/myapp/env
+    source_path:
+      description: The path it was backed up from.
+      type: str
+      sample: /etc/myapp/env
+    mode:
+      description: The mode it gets, in octal.
+      type: str
+      sample: "0600"
+    owner:
+      description: The recorded owner name (null when the source had none for its id).
+      type: str
+      sample: myapp
+    group:
+      description: The recorded group name (null when the source had none for its id).
+      type: str
+      sample: myapp
+    uid:
+      description: The owner's id on this host (the name's id here, else the recorded id).
+      type: int
+      sample: 998
+    gid:
+      description: The group's id on this host.
+      type: int
+      sample: 998
+    action:
+      description: C(create), C(replace), C(attributes) or C(unchanged).
+      type: str
+      sample: create
+    verified:
+      description: True when the file on disk was checked against the backup (a mismatch fails the task).
+      type: bool
+      sample: true
+    checks:
+      description: What was compared, in words; never contents or digests.
+      type: list
+      elements: str
+      sample: ["written and read back: content matches the digest the backup carries"]
   sample: [{path: /etc/myapp/env, source_path: /etc/myapp/env, mode: "0600", owner: myapp, group: myapp,
             uid: 998, gid: 998, action: create, verified: true,
             checks: ["written and read back: content matches the digest the backup carries",

@@ -17,6 +17,7 @@ import pytest
 import keys
 from forge import put_artifact, write_manifest
 from lifeline_it import PYTHON, ROOT, VENV_BIN, adhoc, ansible_env, files_under, flip_byte
+from test_playbook_module_defaults import _returns, undocumented
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
@@ -217,13 +218,19 @@ def test_secrets_restore_refuses_a_symlinked_directory_under_the_root(sparams, s
     assert os.listdir(str(elsewhere)) == []
 
 
+def undocumented_keys(result: dict, module: str) -> list:
+    """Returned keys missing from the module's RETURN ("action" is ad hoc's own key)."""
+    return undocumented({k: v for k, v in result.items() if k != "action"}, _returns(module))
+
+
 def _module_args(p: dict, **extra) -> dict:
     args = {k: p[k] for k in ("repositories", "site", "host", "state_dir", "signing_key", "trusted_signers",
                               "recipients", "identity")}
     return dict(args, **extra)
 
 
-def test_secrets_modules_check_mode_writes_nothing_and_no_output_or_manifest_holds_content(sparams, sources, token):
+def test_secrets_modules_check_mode_writes_nothing_no_output_or_manifest_holds_content_and_returns_are_documented(
+        sparams, sources, token):
     rc, result, output = adhoc("lifeline.dr.secrets_backup", _module_args(sparams, paths=sparams["paths"]))
     assert rc == 0 and result["status"] == "ok", output
     assert [a["path"] for a in result["artifacts"]] == [*sparams["paths"], None]
@@ -240,8 +247,12 @@ def test_secrets_modules_check_mode_writes_nothing_and_no_output_or_manifest_hol
         (sources["env"], "0600", "daemon", "create"), (sources["key"], "0400", "root", "create")}
     with open(manifest_file(sparams, backup_id), "rb") as fh:
         manifest = fh.read()
+    rc, restored, restore_output = adhoc("lifeline.dr.secrets_restore", _module_args(sparams, root=sparams["root"]))
+    assert rc == 0 and restored["changed"] is True and all(f["verified"] for f in restored["files"]), restore_output
+    assert [undocumented_keys(r, m) for r, m in ((result, "secrets_backup"), (plan, "secrets_restore"),
+                                                 (restored, "secrets_restore"))] == [[], [], []]
     digests = content_digests(sparams["paths"])
-    for text in (output, plan_output, json.dumps(plan), manifest.decode()):
+    for text in (output, plan_output, restore_output, json.dumps(plan), manifest.decode()):
         assert token.decode() not in text and token[::-1].decode() not in text
         assert not any(d in text for d in digests)
 
