@@ -102,7 +102,6 @@ class _SecretFile(Source):
         fd, found = open_secret(self.path)
         try:
             self.meta = found.to_meta()
-            self.size_hint = os.fstat(fd).st_size
             digest = Digest()
             yield _Reader(fd, digest)
             self.comp.digests[self.name] = {"sha256": digest.hexdigest(), "size": digest.size}
