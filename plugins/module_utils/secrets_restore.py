@@ -207,7 +207,9 @@ class SecretsRestore(RestoreJob):
             for fd in fds:
                 os.close(fd)
         results = [_result(f) for f in self.files]
-        return {"root": self.root, "files": results, "changed": any(f.action != UNCHANGED for f in self.files)}
+        return {"root": self.root, "files": results, "changed": any(f.action != UNCHANGED for f in self.files),
+                "verified": all(r["verified"] for r in results),
+                "checks": ["%s (%s): %s" % (r["path"], r["action"], "; ".join(r["checks"])) for r in results]}
 
     def _prepare(self, item: _File, dir_fd: int) -> TempFile:
         """Decrypt into the temporary, give it owner and mode, fsync, read it back."""

@@ -219,6 +219,18 @@ files:
             uid: 998, gid: 998, action: create, verified: true,
             checks: ["written and read back: content matches the digest the backup carries",
                      "17 bytes, as in the manifest", "mode 0600, owner 998:998"]}]
+verified:
+  description: True when every file was checked on disk against the backup (a mismatch fails the task).
+  returned: success and not check mode
+  type: bool
+  sample: true
+checks:
+  description: One line per file saying what was compared; never contents or digests.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: ["/etc/myapp/env (create): written and read back: content matches the digest the backup carries;
+            17 bytes, as in the manifest; mode 0600, owner 998:998"]
 root:
   description: The restore root.
   returned: success and not check mode

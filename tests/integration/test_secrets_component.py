@@ -248,7 +248,8 @@ def test_secrets_modules_check_mode_writes_nothing_no_output_or_manifest_holds_c
     with open(manifest_file(sparams, backup_id), "rb") as fh:
         manifest = fh.read()
     rc, restored, restore_output = adhoc("lifeline.dr.secrets_restore", _module_args(sparams, root=sparams["root"]))
-    assert rc == 0 and restored["changed"] is True and all(f["verified"] for f in restored["files"]), restore_output
+    assert rc == 0 and restored["changed"] is True and restored["verified"] is True, restore_output
+    assert [c.split(" (")[0] for c in restored["checks"]] == [under(sparams["root"], p) for p in sparams["paths"]]
     assert [undocumented_keys(r, m) for r, m in ((result, "secrets_backup"), (plan, "secrets_restore"),
                                                  (restored, "secrets_restore"))] == [[], [], []]
     digests = content_digests(sparams["paths"])
