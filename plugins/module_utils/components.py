@@ -61,8 +61,32 @@ def _postgres() -> ComponentType:
     return ComponentType("postgres", backup, lambda p, m: check_for(config.pg_connection(p), m), restore)
 
 
+# ---- secrets (issue 7) ----
+def _secrets() -> ComponentType:
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils.secrets_backup import SecretsComponent
+    from ansible_collections.lifeline.dr.plugins.module_utils.secrets_format import check_for
+    from ansible_collections.lifeline.dr.plugins.module_utils.secrets_restore import (
+        SecretsRestore,
+        SecretsRestoreOptions,
+    )
+
+    def backup(p: dict) -> Component:
+        # module option "paths"; "secrets_paths" in the host CLI's config, beside other components' keys
+        return SecretsComponent(p.get("secrets_paths") or p.get("paths") or [], encryption=p.get("encryption") or "age")
+
+    def restore(entry: Entry, codec: Codec, p: dict):
+        return SecretsRestore(entry, codec, SecretsRestoreOptions(
+            root=p.get("root") or "/", replace=bool(p.get("replace")),
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p)))
+
+    return ComponentType("secrets", backup, lambda p, m: check_for(m), restore)
+# ---- end secrets ----
+
+
 _FACTORIES: dict[str, Callable[[], ComponentType]] = {
     "postgres": _postgres,
+    "secrets": _secrets,  # secrets (issue 7)
 }
 
 

@@ -96,3 +96,36 @@ def run(module: AnsibleModule, func, **result) -> None:
         module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc(), **result)
     module.exit_json(**result)
+
+
+# ---- secrets (issue 7): what every *_backup module shares (postgres_backup, secrets_backup) ----
+def backup_spec() -> dict:
+    """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
+    return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True))
+
+
+#: a *_backup module's result before (or without) an outcome: run(module, func, **BACKUP_FAILED)
+BACKUP_FAILED = dict(changed=False, backup_id=None, status="failed", stored_in=[], failed_repositories={},
+                     plan=[], message="")
+
+
+def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key: str) -> dict:
+    """``outcome`` (backup.Outcome) as a module result, each artifact with its ``meta_key``
+    (e.g. ``path``); fails the task (keeping what was stored) when a repository was left out
+    and ``require_all``, else warns."""
+    result = outcome.to_dict()
+    result["changed"] = True
+    if outcome.manifest:
+        m = outcome.manifest
+        result.update(consistent_at=m.consistent_at, artifacts=[
+            {"name": a.name, "size": a.size, "plain_size": a.plain_size, meta_key: a.meta.get(meta_key)}
+            for a in m.artifacts])
+    if outcome.failed:  # partial, or a repository check mode could not reach
+        message = outcome.message or ("check mode: the backup would be stored in %s only; unreachable: %s" % (
+            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
+        result["message"] = message
+        if require_all:  # fail, but report what was stored: the complete copies are kept
+            module.fail_json(msg=message, error="RepositoryError", **result)
+        module.warn(message)
+    return result
+# ---- end secrets ----

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
   - lifeline.dr.repository.postgres
+  - lifeline.dr.repository.backup
 options:
   databases:
     description: Databases to back up. Empty means every connectable, non-template database.
@@ -52,16 +53,6 @@ options:
     choices: [full, schema, data]
   globals:
     description: Also back up roles and their memberships (C(pg_dumpall --globals-only)).
-    type: bool
-    default: true
-  lock_timeout:
-    description: Seconds to wait for a concurrent run of the same host and component to finish.
-    type: int
-    default: 0
-  require_all_repositories:
-    description:
-      - When true, a backup that could be stored in only some repositories fails the task (the
-        copies that were stored are kept and listed). When false it succeeds with a warning.
     type: bool
     default: true
 attributes:
@@ -197,8 +188,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
+    BACKUP_FAILED,
+    backup_result,
+    backup_spec,
     encryption_spec,
     merge,
     postgres_spec,
@@ -213,42 +206,22 @@ def backup(module: AnsibleModule) -> dict:
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
                          lock_wait=p["lock_timeout"], check_mode=module.check_mode)
-    result = outcome.to_dict()
-    result["changed"] = True
+    result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="database")
     if outcome.manifest:
-        m = outcome.manifest
-        result.update(consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
-                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
-                                  "database": a.meta.get("database")} for a in m.artifacts])
-    if outcome.failed:  # partial, or a repository check mode could not reach
-        message = outcome.message or _unreachable(outcome)
-        result["message"] = message
-        if p["require_all_repositories"]:
-            # Fail, but report what was stored: the complete copies are kept.
-            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
-        module.warn(message)
+        result["databases"] = outcome.manifest.facts.get("databases", [])
     return result
-
-
-def _unreachable(outcome) -> str:
-    """Check mode's message for repositories the real run could not store into."""
-    return "check mode: the backup would be stored in %s only; unreachable: %s" % (
-        ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=merge(repository_spec(), encryption_spec(), postgres_spec(), dict(
+        argument_spec=merge(repository_spec(), encryption_spec(), postgres_spec(), backup_spec(), dict(
             databases=dict(type="list", elements="str", default=[]),
             scope=dict(type="str", default="full", choices=["full", "schema", "data"]),
             globals=dict(type="bool", default=True),
-            lock_timeout=dict(type="int", default=0),
-            require_all_repositories=dict(type="bool", default=True),
         )),
         supports_check_mode=True,
     )
-    run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
-        stored_in=[], failed_repositories={}, plan=[], message="")
+    run(module, lambda: backup(module), **BACKUP_FAILED)
 
 
 if __name__ == "__main__":

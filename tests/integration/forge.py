@@ -29,7 +29,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.repository import Loca
 
 
 def manifest_path(repo_root: str, body: dict) -> str:
-    return os.path.join(repo_root, body["site"], body["host"], COMPONENT, body["backup_id"], MANIFEST_NAME)
+    return os.path.join(repo_root, body["site"], body["host"], body.get("component", COMPONENT), body["backup_id"],
+                        MANIFEST_NAME)
 
 
 def read_manifest(repo_root: str, backup_id: str) -> dict:
@@ -53,7 +54,8 @@ def put_artifact(repo_root: str, body: dict, name: str, plaintext: bytes, recipi
     """Encrypt ``plaintext`` to the public ``recipients`` into the backup ``body`` describes and
     record it in ``body`` with its true size and sha256 (replacing an artifact of that name)."""
     repo = LocalRepository("forge", repo_root)
-    writer = repo.open_writer("/".join([body["site"], body["host"], COMPONENT, body["backup_id"], name]))
+    writer = repo.open_writer("/".join([body["site"], body["host"], body.get("component", COMPONENT),
+                                        body["backup_id"], name]))
     result = store_stream(io.BytesIO(plaintext), [writer], Codec(recipients=list(recipients)),
                           aad=aad_for(body["backup_id"], name))
     writer.commit()
