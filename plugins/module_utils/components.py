@@ -61,8 +61,33 @@ def _postgres() -> ComponentType:
     return ComponentType("postgres", backup, lambda p, m: check_for(config.pg_connection(p), m), restore)
 
 
+# ---- files (issue 7) ----
+def _files() -> ComponentType:
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import FilesComponent, Level
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_restore import (
+        FilesRestore,
+        FilesRestoreOptions,
+        TarListCheck,
+    )
+
+    def backup(p: dict) -> Component:
+        return FilesComponent(p.get("paths") or [], exclude=p.get("exclude") or [], level=Level(p.get("level") or "auto"),
+                              site=p.get("site") or "default", host=config.host_name(p), state_dir=config.state_dir(p))
+
+    def restore(entry: Entry, codec: Codec, p: dict):
+        chain = config.catalog(p).chain(entry)
+        return FilesRestore(entry, codec, chain, FilesRestoreOptions(
+            paths=p.get("paths") or None, root=p.get("root") or "/", replace=bool(p.get("replace")),
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p)))
+
+    return ComponentType("files", backup, lambda p, m: TarListCheck, restore)
+# ---- end files ----
+
+
 _FACTORIES: dict[str, Callable[[], ComponentType]] = {
     "postgres": _postgres,
+    "files": _files,  # issue 7
 }
 
 
