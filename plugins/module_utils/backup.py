@@ -59,7 +59,7 @@ class Outcome:
     def to_dict(self) -> dict:
         return {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
                 "stored_in": self.stored_in, "failed_repositories": self.failed,
-                "plan": self.plan, "message": self.message, "skipped": self.skipped}
+                "plan": self.plan, "message": self.message, "skipped_paths": self.skipped}
 
 
 def write_status(state_dir: str, name: str, record: dict) -> None:
@@ -243,4 +243,4 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                 "status": outcome.status.value, "message": outcome.message, "started": isotime(started),
                 "finished": isotime(utcnow()),
                 "backup_id": outcome.manifest.backup_id if outcome.manifest else None,
-                "skipped": outcome.skipped})
+                "skipped_paths": outcome.skipped})

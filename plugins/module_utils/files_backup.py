@@ -120,12 +120,11 @@ class FilesComponent(Component):
     def __init__(self, paths: Sequence[str], *, exclude: Sequence[str] = (), level: Level = Level.AUTO,
                  site: str, host: str, state_dir: str) -> None:
         super().__init__()
-        self.raw_paths = list(paths or [])
+        self.paths = check_paths(list(paths or []))  # before any repository is touched
         self.exclude = [str(p) for p in exclude or []]
         self.level = Level(level)
         self.site, self.host = site, host
         self.state_dir = state_dir
-        self.paths: list = []
         self.state_path = ""
         self.current: dict = {}
         self.work_snapshot = ""
@@ -146,7 +145,6 @@ class FilesComponent(Component):
         return state
 
     def prepare(self) -> None:
-        self.paths = check_paths(self.raw_paths)
         self.tools = {"tar": files_tar.tar_version()}
         self.state_path = os.path.join(self.state_dir, "files",
                                        state_key(self.site, self.host, self.paths, self.exclude))

@@ -290,7 +290,7 @@ def test_file_changing_while_read_makes_backup_partial_with_path_named(files_par
     assert busy in outcome.message and outcome.manifest.facts["skipped"] == {busy: "file changed as we read it"}
     with open(os.path.join(files_params["state_dir"], "status", "it-src-files.json"), encoding="utf-8") as fh:
         record = json.load(fh)
-    assert record["status"] == "partial" and busy in record["skipped"]
+    assert record["status"] == "partial" and busy in record["skipped_paths"]
     # The snapshot did not advance: the next run is a full one again (nothing committed to build on).
     again = backup(files_params, paths=[tree])
     assert again.status is Status.OK and again.manifest.kind == "full"

@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: files_backup
+short_description: Back up directories as GNU tar streams (full, then incremental) into Lifeline repositories
+version_added: 0.2.0
+description:
+  - Writes the directories in O(paths) as one GNU tar stream (POSIX format) and streams it through
+    compression and encryption into every repository; no plaintext copy is written to disk.
+  - Owners, modes, mtimes, symlinks, hard links, ACLs, extended attributes (all namespaces),
+    sparse files, names that are not UTF-8 and empty directories are kept. A full archive
+    restores with stock tools (C(age -d | zstd -d | tar -x)), see docs/runbook.md.
+  - Incremental backups use GNU tar's C(--listed-incremental) snapshot file, kept per site, host,
+    paths and excludes under O(state_dir)C(/files/); each incremental names its parent backup
+    (C(parent_id)). The snapshot advances only after the manifest is stored, so it never runs
+    ahead of a backup that exists.
+  - A file that vanishes, changes or cannot be read while tar reads it does not fail the run:
+    the backup is stored, its status is C(partial), RV(skipped_paths) names every such path and the
+    manifest records them. Such a run does not advance the snapshot, so the next incremental
+    builds on the last complete backup and picks those files up again.
+author:
+  - Lifeline contributors (@lifeline-dr)
+requirements:
+  - python >= 3.9
+  - GNU tar 1.30 or newer (Debian tar); Debian acl and attr to set ACLs and xattrs on restore
+  - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
+  - zstandard (Debian python3-zstandard), for O(compression=zstd)
+  - boto3 (Debian python3-boto3), for S3 repositories
+notes:
+  - Run as root (C(become)) to read every file and to keep owners.
+  - Every manifest is signed with O(signing_key) (or O(signing_key_file)).
+  - Check mode checks the paths and every repository and reports the plan (full or incremental on top of which backup).
+extends_documentation_fragment:
+  - lifeline.dr.repository
+  - lifeline.dr.repository.encryption
+options:
+  paths:
+    description: Absolute directories to back up (C(lifeline_files_paths)). Each must exist; none may contain another.
+    type: list
+    elements: path
+    required: true
+  exclude:
+    description:
+      - GNU tar C(--exclude) patterns (C(lifeline_files_exclude)), for example C(*.tmp) or
+        C(/srv/app/cache). Changing them starts a new series (the next backup is full).
+    type: list
+    elements: str
+    default: []
+  level:
+    description:
+      - C(full) always writes a full archive; C(incremental) builds on the last committed backup of
+        the same paths and fails when there is none; C(auto) is incremental when it can be, full otherwise.
+    type: str
+    default: auto
+    choices: [auto, full, incremental]
+  lock_timeout:
+    description: Seconds to wait for a concurrent run of the same host and component to finish.
+    type: int
+    default: 0
+  require_all_repositories:
+    description:
+      - When true, a backup that could be stored in only some repositories fails the task (the
+        copies that were stored are kept and listed). When false it succeeds with a warning.
+      - Paths that could not be read never fail the task; they are a warning and RV(skipped_paths).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Checks the paths and every repository and reports what would be backed up; writes nothing.
+    support: full
+  diff_mode:
+    description: Not applicable.
+    support: none
+seealso:
+  - module: lifeline.dr.files_restore
+  - module: lifeline.dr.backup_info
+  - module: lifeline.dr.backup_verify
+"""
+
+EXAMPLES = r"""
+- name: Back up uploads and configuration, incremental when possible
+  lifeline.dr.files_backup:
+    site: prod
+    host: "{{ inventory_hostname }}"
+    repositories: "{{ lifeline_repositories }}"
+    recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+    paths: [/srv/app/uploads, /etc/app]
+    exclude: ["*.tmp", /srv/app/uploads/cache]
+  become: true
+  register: files_backup
+
+- name: Say which files could not be read
+  ansible.builtin.debug:
+    msg: "{{ files_backup.skipped_paths }}"
+  when: files_backup.status == 'partial'
+
+- name: A full backup every Sunday
+  lifeline.dr.files_backup:
+    repositories: "{{ lifeline_repositories }}"
+    recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+    paths: "{{ lifeline_files_paths }}"
+    level: full
+  become: true
+"""
+
+RETURN = r"""
+backup_id:
+  description: Id of the new backup. Null in check mode.
+  returned: always
+  type: str
+  sample: 20261123T020000Z-4f2a
+status:
+  description:
+    - C(ok); C(partial) (stored, but in some repositories only, or some paths could not be read, see
+      RV(skipped_paths)); C(failed); C(planned) (check mode).
+  returned: always
+  type: str
+  sample: partial
+message:
+  description: What is missing from a partial backup or what went wrong; empty when all went well.
+  returned: always
+  type: str
+  sample: "backup 20261123T020000Z-4f2a 1 path(s) could not be read and are not in it: /srv/app/uploads/x.log (file changed as we read it)"
+skipped_paths:
+  description: Paths tar could not read whole (vanished, changed while read, unreadable), mapped to the cause.
+  returned: always
+  type: dict
+  sample: {/srv/app/uploads/x.log: file changed as we read it}
+stored_in:
+  description: Repositories that hold the complete backup (or would, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [local, s3]
+failed_repositories:
+  description: Repositories that could not store it, mapped to the cause.
+  returned: always
+  type: dict
+  sample: {}
+plan:
+  description: What a run backs up (check mode), one line per path.
+  returned: always
+  type: list
+  elements: str
+  sample: ["path /srv/app/uploads (incremental on top of 20261122T020000Z-1a2b)"]
+kind:
+  description: C(full) or C(incremental).
+  returned: success and not check mode
+  type: str
+  sample: incremental
+parent_id:
+  description: The backup an incremental builds on; null for a full one.
+  returned: success and not check mode
+  type: str
+  sample: 20261122T020000Z-1a2b
+paths:
+  description: The directories backed up.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: [/etc/app, /srv/app/uploads]
+members:
+  description: Entries (files, directories, links) in this archive; an incremental holds the changed ones and every directory.
+  returned: success and not check mode
+  type: int
+  sample: 20412
+bytes:
+  description: Bytes of regular-file data in this archive.
+  returned: success and not check mode
+  type: int
+  sample: 1073741824
+artifacts:
+  description: Stored artifacts with their stored and source sizes.
+  returned: success and not check mode
+  type: list
+  elements: dict
+  sample: [{name: files.tar.zst.age, size: 412345, plain_size: 3456789}]
+error:
+  description: The class of the engine error; C(msg) names the cause and the fix.
+  returned: failure
+  type: str
+  sample: SourceError
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
+from ansible_collections.lifeline.dr.plugins.module_utils.module import encryption_spec, merge, repository_spec, run
+
+
+def backup(module: AnsibleModule) -> dict:
+    p = module.params
+    component = components.get("files").backup(p)
+    outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
+                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+    result = outcome.to_dict()
+    result["changed"] = True
+    if outcome.manifest:
+        m = outcome.manifest
+        result.update(kind=m.kind, parent_id=m.parent_id, paths=m.facts.get("paths", []),
+                      members=m.facts.get("members"), bytes=m.facts.get("bytes"),
+                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size} for a in m.artifacts])
+    if outcome.failed:
+        message = outcome.message or "check mode: the backup would be stored in %s only; unreachable: %s" % (
+            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
+        result["message"] = message
+        if p["require_all_repositories"]:
+            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
+        module.warn(message)
+    elif outcome.skipped:
+        module.warn(outcome.message)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=merge(repository_spec(), encryption_spec(), dict(
+            paths=dict(type="list", elements="path", required=True),
+            exclude=dict(type="list", elements="str", default=[]),
+            level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
+            lock_timeout=dict(type="int", default=0),
+            require_all_repositories=dict(type="bool", default=True),
+        )),
+        supports_check_mode=True,
+    )
+    run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
+        stored_in=[], failed_repositories={}, plan=[], message="", skipped_paths={})
+
+
+if __name__ == "__main__":
+    main()
