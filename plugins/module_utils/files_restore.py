@@ -319,7 +319,7 @@ class TarListCheck(Check):
         self._out.seek(0)
         if code != 0:
             raise IntegrityError("tar cannot list %s (exit %d): %s" % (self.art.name, code, tail(self._err.read())))
-        members = sum(1 for _ in self._out)
+        members = sum(1 for _line in self._out)
         if members != self.art.meta.get("members"):
             raise IntegrityError("tar lists %d members in %s; its manifest records %s"
                                  % (members, self.art.name, self.art.meta.get("members")))

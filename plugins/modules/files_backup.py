@@ -18,7 +18,7 @@ description:
     paths and excludes under O(state_dir)C(/files/); each incremental names its parent backup
     (C(parent_id)). The snapshot advances only after the manifest is stored, so it never runs
     ahead of a backup that exists.
-  - A file that vanishes, changes or cannot be read while tar reads it does not fail the run:
+  - A file that vanishes, changes or cannot be read while tar reads it does not fail the run;
     the backup is stored, its status is C(partial), RV(skipped_paths) names every such path and the
     manifest records them. Such a run does not advance the snapshot, so the next incremental
     builds on the last complete backup and picks those files up again.
