@@ -11,7 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RepositoryError
 
 _S3_OPTIONS = dict(
     bucket=dict(type="str", required=True),
@@ -96,3 +96,34 @@ def run(module: AnsibleModule, func, **result) -> None:
         module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc(), **result)
     module.exit_json(**result)
+
+
+# ---- component backups (issue 7, files; postgres_backup uses it too) ----
+def component_backup(module: AnsibleModule, name: str):
+    """Run component ``name``'s backup as every backup module does; returns (outcome, result).
+
+    A backup stored in some repositories only (or, in check mode, one that could not reach
+    them all) fails the task with ``require_all_repositories`` (the stored copies are kept and
+    listed), else warns; source paths the component skipped are a warning.
+    """
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+    from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+
+    p = module.params
+    outcome = run_backup(components.get(name).backup(p), config.repositories(p), config.codec(p), site=p["site"],
+                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+    result = outcome.to_dict()
+    result["changed"] = True
+    if outcome.failed:
+        message = outcome.message or "check mode: the backup would be stored in %s only; unreachable: %s" % (
+            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
+        result["message"] = message
+        if p["require_all_repositories"]:
+            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
+        module.warn(message)
+    elif outcome.skipped:
+        module.warn(outcome.message)
+    return outcome, result
+# ---- end component backups ----

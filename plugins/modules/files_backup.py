@@ -190,34 +190,22 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import components, config
-from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
-from ansible_collections.lifeline.dr.plugins.module_utils.module import encryption_spec, merge, repository_spec, run
+from ansible_collections.lifeline.dr.plugins.module_utils.module import (
+    component_backup,
+    encryption_spec,
+    merge,
+    repository_spec,
+    run,
+)
 
 
 def backup(module: AnsibleModule) -> dict:
-    p = module.params
-    component = components.get("files").backup(p)
-    outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
-                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
-    result = outcome.to_dict()
-    result["changed"] = True
+    outcome, result = component_backup(module, "files")
     if outcome.manifest:
         m = outcome.manifest
         result.update(kind=m.kind, parent_id=m.parent_id, paths=m.facts.get("paths", []),
                       members=m.facts.get("members"), bytes=m.facts.get("bytes"),
                       artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size} for a in m.artifacts])
-    if outcome.failed:
-        message = outcome.message or "check mode: the backup would be stored in %s only; unreachable: %s" % (
-            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
-        result["message"] = message
-        if p["require_all_repositories"]:
-            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
-        module.warn(message)
-    elif outcome.skipped:
-        module.warn(outcome.message)
     return result
 
 
