@@ -135,6 +135,43 @@ plan:
       type: dict
   sample: {root: /, replace: false, backups: [20261122T020000Z-1a2b, 20261123T020000Z-4f2a],
            paths: {/srv/app/uploads: {dest: /srv/app/uploads, action: merge}}}
+host:
+  description: The source host whose backup was restored.
+  returned: success and not check mode
+  type: str
+  sample: web1
+site:
+  description: The site of the backup.
+  returned: success and not check mode
+  type: str
+  sample: prod
+root:
+  description: The restore root.
+  returned: success and not check mode
+  type: str
+  sample: /
+backups:
+  description: The chain restored, full first.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: [20261122T020000Z-1a2b, 20261123T020000Z-4f2a]
+paths:
+  description: Each restored path with its destination and action.
+  returned: success and not check mode
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The path as backed up.
+      type: str
+    dest:
+      description: Where it was restored.
+      type: str
+    action:
+      description: C(create), C(merge) or C(replace).
+      type: str
+  sample: [{path: /srv/app/uploads, dest: /srv/app/uploads, action: merge}]
 verified:
   description: True when the archives matched their manifests and the staged tree matched the archives (a mismatch fails the task).
   returned: success and not check mode

@@ -135,6 +135,11 @@ message:
   returned: always
   type: str
   sample: "backup 20261123T020000Z-4f2a stored in local only; failed: s3: ..."
+skipped_paths:
+  description: Source paths the backup could not read, mapped to the cause (always empty for PostgreSQL; files backups fill it).
+  returned: always
+  type: dict
+  sample: {}
 stored_in:
   description: Repositories that hold the complete backup (or would, in check mode).
   returned: always

@@ -48,3 +48,20 @@ def test_files_backup_module_names_a_missing_path(files_params):
     assert rc != 0, output
     assert result["error"] == "SourceError" and "/no/such/place does not exist" in result["msg"]
     assert not os.path.exists(files_params["repositories"][0]["path"])
+
+
+def test_files_modules_document_every_key_they_return(files_params, tmp_path):
+    from test_playbook_module_defaults import _returns, undocumented  # pylint: disable=import-outside-toplevel
+    top = tmp_path / "docs" / "tree"
+    top.mkdir(parents=True)
+    (top / "f").write_text("x")
+    common = _common(files_params)
+    rc, backed_up, output = adhoc("lifeline.dr.files_backup", dict(common, paths=[str(top)],
+                                                                   recipients=files_params["recipients"]))
+    assert rc == 0, output
+    rc, restored, output = adhoc("lifeline.dr.files_restore", dict(common, identity=files_params["identity"],
+                                                                   root=str(tmp_path / "r")))
+    assert rc == 0, output
+    # the ad-hoc json callback adds the module's name as "action"
+    assert undocumented({k: v for k, v in backed_up.items() if k != "action"}, _returns("files_backup")) == []
+    assert undocumented({k: v for k, v in restored.items() if k != "action"}, _returns("files_restore")) == []
