@@ -71,17 +71,27 @@ def _files() -> ComponentType:
         TarListCheck,
     )
 
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import RsyncComponent
+
     def backup(p: dict) -> Component:
-        return FilesComponent(p.get("paths") or [], exclude=p.get("exclude") or [], level=Level(p.get("level") or "auto"),
-                              site=p.get("site") or "default", host=config.host_name(p), state_dir=config.state_dir(p))
+        common = dict(exclude=p.get("exclude") or [], site=p.get("site") or "default", host=config.host_name(p),
+                      state_dir=config.state_dir(p))
+        if (p.get("method") or "tar") == "rsync":
+            return RsyncComponent(p.get("paths") or [], target=p.get("rsync_target") or "", **common)
+        return FilesComponent(p.get("paths") or [], level=Level(p.get("level") or "auto"), **common)
 
     def restore(entry: Entry, codec: Codec, p: dict):
         chain = config.catalog(p).chain(entry)
         return FilesRestore(entry, codec, chain, FilesRestoreOptions(
             paths=p.get("paths") or None, root=p.get("root") or "/", replace=bool(p.get("replace")),
-            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p)))
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
+            rsync_target=p.get("rsync_target") or None))
 
-    return ComponentType("files", backup, lambda p, m: TarListCheck, restore)
+    def checks(_p: dict, _m) -> CheckFor:
+        # An rsync change list has no format to check beyond its size, hash and AEAD (fetch checks those).
+        return lambda art: TarListCheck(art) if art.kind == "tar" else Check()
+
+    return ComponentType("files", backup, checks, restore)
 # ---- end files ----
 
 

@@ -116,6 +116,8 @@ class FilesComponent(Component):
     """Back up ``paths`` (absolute directories) as one tar stream; ``exclude`` are GNU tar patterns."""
 
     name = "files"
+    #: the snapshot state of another method lives apart (``<key><suffix>``)
+    state_suffix = ""
 
     def __init__(self, paths: Sequence[str], *, exclude: Sequence[str] = (), level: Level = Level.AUTO,
                  site: str, host: str, state_dir: str) -> None:
@@ -147,7 +149,7 @@ class FilesComponent(Component):
     def prepare(self) -> None:
         self.tools = {"tar": files_tar.tar_version()}
         self.state_path = os.path.join(self.state_dir, "files",
-                                       state_key(self.site, self.host, self.paths, self.exclude))
+                                       state_key(self.site, self.host, self.paths, self.exclude) + self.state_suffix)
         self.current = self._read_state()
         if self.level is Level.INCREMENTAL and not self.current:
             raise SourceError("an incremental backup of %s needs a committed earlier backup of the same "

@@ -37,6 +37,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     RestoreError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import ARTIFACT_KIND
+from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import check_location
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Manifest
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
@@ -57,6 +58,7 @@ class FilesRestoreOptions:
     replace: bool = False
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
+    rsync_target: str | None = None      # rsync backups: the snapshot must lie below it
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -106,7 +108,15 @@ class FilesRestore(RestoreJob):
         self.chain = chain
         self.opts = opts
         self.roots = backed_up_paths(entry.manifest)
-        for link in chain:
+        self.location = ""
+        if entry.manifest.facts.get("method") == "rsync":
+            # An rsync snapshot is whole: no chain; its location is hostile input like any fact.
+            self.chain = chain = [entry]
+            self.location = check_location(entry.manifest.facts.get("location"), "manifest")
+            if opts.rsync_target and not (self.location + "/").startswith(opts.rsync_target.rstrip("/") + "/"):
+                raise IntegrityError("backup %s names the snapshot %s, which is not under rsync_target %s"
+                                     % (entry.manifest.backup_id, self.location, opts.rsync_target))
+        for link in ([] if self.location else chain):
             if backed_up_paths(link.manifest) != self.roots:
                 raise IntegrityError("backup %s of the chain of %s holds other paths; the chain is not one "
                                      "series" % (link.manifest.backup_id, entry.manifest.backup_id))
@@ -128,6 +138,9 @@ class FilesRestore(RestoreJob):
             with contextlib.suppress(OSError):
                 for name in os.listdir(parent):
                     path = os.path.join(parent, name)
+                    info = os.lstat(path)
+                    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                        continue  # not one this user's restore made
                     if name.startswith(STAGE_PREFIX):
                         shutil.rmtree(path, ignore_errors=True)
                         self.warnings.append("removed %s left by a restore that did not finish" % path)
@@ -169,6 +182,8 @@ class FilesRestore(RestoreJob):
                 "backups": [e.manifest.backup_id for e in self.chain]}
 
     def to_stage(self, plan: dict) -> list:
+        if self.location:
+            return []  # an rsync snapshot is copied straight next to the destination
         # One archive is staged at a time: the largest must fit.
         return [max((archive_of(e.manifest) for e in self.chain), key=lambda a: a.plain_size)]
 
@@ -183,7 +198,10 @@ class FilesRestore(RestoreJob):
                     parent = os.path.dirname(self.dest(top))
                     os.makedirs(parent, exist_ok=True)
                     stages[top] = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
-            checks = self._extract_chain(tops, stages, staging)
+            if self.location:
+                checks = self.phases.timed("copy", self._copy_snapshot, tops, stages)
+            else:
+                checks = self._extract_chain(tops, stages, staging)
             sources = {}
             for path, top in chosen.items():
                 src = os.path.normpath(os.path.join(stages[top], files_tar.relative(path)))
@@ -237,6 +255,26 @@ class FilesRestore(RestoreJob):
                                    % (top, len(diff), ", ".join("/" + d for d in diff[:5])))
             checks.append("%d entries under %s, as the archives of the chain list" % (len(staged), top))
         return checks
+
+    def _copy_snapshot(self, tops: list, stages: dict) -> list:
+        """rsync the chosen directories out of the snapshot (devices refused, as tar's are)."""
+        staged = 0
+        for top in tops:
+            argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
+                    "%s/./%s" % (self.location, files_tar.relative(top)), stages[top] + "/"]
+            proc = subprocess.run(argv, capture_output=True, env=files_tar.ENV, check=False)
+            if proc.returncode != 0:
+                raise RestoreError("copying %s out of the rsync snapshot %s failed (exit %d): %s; nothing was "
+                                   "moved into place" % (top, self.location, proc.returncode, tail(proc.stderr)))
+            rel = files_tar.relative(top)
+            staged += len(files_tar.walk_names(os.path.join(stages[top], rel), rel))
+        want = self.manifest.facts.get("members")
+        if sorted(tops) != sorted(self.roots):
+            return ["%d entries copied from the snapshot %s (a part of the backup: not compared)" % (staged, self.location)]
+        if staged != want:
+            raise RestoreError("the snapshot %s holds %d entries under %s; backup %s recorded %s; nothing was "
+                               "moved into place" % (self.location, staged, ", ".join(tops), self.manifest.backup_id, want))
+        return ["%d entries copied from the snapshot %s, as the manifest records" % (staged, self.location)]
 
     @staticmethod
     def _extract(archive: str, top: str, stage: str, what: str) -> None:

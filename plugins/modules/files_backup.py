@@ -27,6 +27,7 @@ author:
 requirements:
   - python >= 3.9
   - GNU tar 1.30 or newer (Debian tar); Debian acl and attr to set ACLs and xattrs on restore
+  - rsync 3.1 or newer (Debian rsync), for O(method=rsync); SSH access to the target for an SSH O(rsync_target)
   - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
   - zstandard (Debian python3-zstandard), for O(compression=zstd)
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -57,6 +58,20 @@ options:
     type: str
     default: auto
     choices: [auto, full, incremental]
+  method:
+    description:
+      - C(tar) streams a GNU tar archive into the repositories (encrypted, full then incremental).
+      - C(rsync) writes a browsable hard-link snapshot (C(rsync -aHAXS --link-dest) to the previous
+        one) under O(rsync_target), I(not encrypted); the signed manifest (C(facts.location)) and an
+        encrypted change list go to the repositories. Every rsync backup is C(full); O(level) is ignored.
+    type: str
+    default: tar
+    choices: [tar, rsync]
+  rsync_target:
+    description:
+      - For O(method=rsync), a local directory or an SSH target C([user@]host:/dir) (letters, digits
+        and C(._/+-) only). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
+    type: str
   lock_timeout:
     description: Seconds to wait for a concurrent run of the same host and component to finish.
     type: int
@@ -98,6 +113,16 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ files_backup.skipped_paths }}"
   when: files_backup.status == 'partial'
+
+- name: Browsable hard-link snapshots on the backup server (rsync over SSH)
+  lifeline.dr.files_backup:
+    repositories: "{{ lifeline_repositories }}"
+    recipients: "{{ lifeline_recipients }}"
+    signing_key: "{{ lifeline_signing_key }}"
+    paths: "{{ lifeline_files_paths }}"
+    method: rsync
+    rsync_target: backup@vault.example.com:/srv/snapshots
+  become: true
 
 - name: A full backup every Sunday
   lifeline.dr.files_backup:
@@ -215,9 +240,12 @@ def main() -> None:
             paths=dict(type="list", elements="path", required=True),
             exclude=dict(type="list", elements="str", default=[]),
             level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
+            method=dict(type="str", default="tar", choices=["tar", "rsync"]),
+            rsync_target=dict(type="str"),
             lock_timeout=dict(type="int", default=0),
             require_all_repositories=dict(type="bool", default=True),
         )),
+        required_if=[("method", "rsync", ["rsync_target"])],
         supports_check_mode=True,
     )
     run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",

@@ -16,6 +16,8 @@ description:
     paths, hard links leading out, members below a symlink and device nodes are refused) and its
     member and byte counts are compared with its manifest. Archives are then extracted in order
     with C(--listed-incremental=/dev/null), so files deleted between backups are not restored.
+  - A backup made with C(method=rsync) is copied out of its snapshot (C(rsync -aHAXS), device
+    nodes refused) instead, and its entry count compared with the manifest.
   - Everything is extracted into a 0700 directory next to the destination (same filesystem) and
     compared with what the archives list; only then is it moved into place. A failure before
     that leaves the destination as it was.
@@ -28,6 +30,7 @@ author:
 requirements:
   - python >= 3.9
   - GNU tar 1.30 or newer (Debian tar); Debian acl and attr for ACLs and xattrs
+  - rsync (Debian rsync), for backups made with C(method=rsync)
   - cryptography (Debian python3-cryptography), to check manifest signatures and decrypt
   - zstandard (Debian python3-zstandard), for zstd-compressed backups
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -62,6 +65,12 @@ options:
   staging_dir:
     description: Directory for the one archive being extracted; defaults to C(staging) under O(state_dir).
     type: path
+  rsync_target:
+    description:
+      - For backups made with C(method=rsync), the directory (or C([user@]host:/dir)) snapshots must lie
+        under; a manifest naming a snapshot elsewhere is refused. Unset, the manifest's location is used
+        as signed.
+    type: str
 attributes:
   check_mode:
     description: Resolves the backup and its chain and lists each destination with its action (create, merge, replace); writes nothing.
@@ -207,7 +216,7 @@ kept_newer_count:
   type: int
   sample: 0
 phases:
-  description: Seconds spent per phase (plan, fetch, check, extract, swap).
+  description: Seconds spent per phase (plan, fetch, check, extract or copy, swap).
   returned: success and not check mode
   type: dict
   sample: {fetch: 1.2, check: 0.1, extract: 2.3, swap: 0.01}
@@ -267,6 +276,7 @@ def main() -> None:
             root=dict(type="path", default="/"),
             replace=dict(type="bool", default=False),
             staging_dir=dict(type="path"),
+            rsync_target=dict(type="str"),
         )),
         supports_check_mode=True,
     )
