@@ -209,17 +209,21 @@ def test_missing_chain_link_is_named_and_nothing_written(files_params, tree, tmp
     assert not root.exists()
 
 
-def test_corrupt_artifact_is_refused_and_nothing_written(files_params, tree, tmp_path):
+@pytest.mark.parametrize("damage, cause", [("flip", "sha256"), ("truncate", "truncated")])
+def test_corrupt_or_truncated_artifact_is_refused_and_nothing_written(files_params, tree, tmp_path, damage, cause):
     outcome = backup(files_params, paths=[tree])
     params = dict(files_params, repositories=[files_params["repositories"][0]])
     art = os.path.join(files_params["repositories"][0]["path"], outcome.manifest.prefix, outcome.manifest.artifacts[0].name)
     with open(art, "r+b") as fh:
-        fh.seek(os.path.getsize(art) // 2)
-        byte = fh.read(1)
-        fh.seek(-1, 1)
-        fh.write(bytes([byte[0] ^ 1]))
+        if damage == "truncate":
+            fh.truncate(os.path.getsize(art) // 2)
+        else:
+            fh.seek(os.path.getsize(art) // 2)
+            byte = fh.read(1)
+            fh.seek(-1, 1)
+            fh.write(bytes([byte[0] ^ 1]))
     root = tmp_path / "never"
-    with pytest.raises(IntegrityError, match="sha256"):
+    with pytest.raises(IntegrityError, match=cause):
         restore(params, root=str(root))
     assert not os.path.exists(str(root) + tree)
     assert not [n for n in os.listdir(os.path.dirname(str(root) + tree)) if n.startswith(".lifeline-")]
@@ -357,3 +361,14 @@ def test_full_archive_restores_with_stock_tools_only(files_params, tree, tmp_pat
     subprocess.run("age -d -i %s %s | zstd -d | tar -x --acls --xattrs --xattrs-include='*' "
                    "--listed-incremental=/dev/null -C %s" % (key, art, out), shell=True, check=True)
     assert snapshot(str(out) + tree) == snapshot(tree)
+
+
+def test_a_killed_restores_staging_next_to_the_target_is_removed_and_reported(files_params, tree, tmp_path):
+    backup(files_params, paths=[tree])
+    root = str(tmp_path / "again")
+    parent = os.path.dirname(root + tree)
+    os.makedirs(os.path.join(parent, ".lifeline-restore-dead1234", "half"))
+    report = restore(files_params, root=root)
+    assert any(".lifeline-restore-dead1234" in w for w in report["warnings"])
+    assert not os.path.exists(os.path.join(parent, ".lifeline-restore-dead1234"))
+    assert os.path.isdir(root + tree)
