@@ -132,9 +132,14 @@ class FilesRestore(RestoreJob):
     def target(self) -> str:
         return "files-" + self.root
 
+    def stage_parent(self, top: str) -> str:
+        """Where ``top``'s staging directory goes: next to its destination, or inside it when the
+        destination is a mount point (so every move into place stays on one filesystem)."""
+        dest = self.dest(top)
+        return dest if os.path.isdir(dest) and os.path.ismount(dest) else os.path.dirname(dest)
+
     def remove_leftovers(self) -> None:
-        for top in self.roots:
-            parent = os.path.dirname(self.dest(top))
+        for parent in {self.stage_parent(top) for top in self.roots}:
             with contextlib.suppress(OSError):
                 for name in os.listdir(parent):
                     path = os.path.join(parent, name)
@@ -195,7 +200,7 @@ class FilesRestore(RestoreJob):
         try:
             with step("creating a staging directory for the restore under %s" % self.root):
                 for top in tops:
-                    parent = os.path.dirname(self.dest(top))
+                    parent = self.stage_parent(top)
                     os.makedirs(parent, exist_ok=True)
                     stages[top] = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
             if self.location:
@@ -294,6 +299,9 @@ class FilesRestore(RestoreJob):
         if not os.path.lexists(dest):
             os.rename(src, dest)
             moved.put(dest)
+        elif item["action"] == RestoreAction.REPLACE.value and os.path.ismount(dest):
+            _replace_contents(src, dest)
+            moved.put(dest)
         elif item["action"] == RestoreAction.REPLACE.value:
             aside = os.path.join(os.path.dirname(dest), REPLACED_PREFIX + secrets.token_hex(4))
             os.rename(dest, aside)
@@ -309,6 +317,24 @@ class FilesRestore(RestoreJob):
                 os.unlink(aside)
         else:
             _merge(src, dest, moved)
+
+
+def _replace_contents(src: str, dest: str) -> None:
+    """Replace a mount point's contents (it cannot be renamed): its entries go aside inside it,
+    the restored ones move in, the directory takes the restored owner, mode and times, and what
+    was set aside is removed. Staging directories inside it are left to their owner."""
+    aside = os.path.join(dest, REPLACED_PREFIX + secrets.token_hex(4))
+    os.mkdir(aside, 0o700)
+    for name in os.listdir(dest):
+        if not name.startswith((REPLACED_PREFIX, STAGE_PREFIX)):
+            os.rename(os.path.join(dest, name), os.path.join(aside, name))
+    for name in os.listdir(src):
+        os.rename(os.path.join(src, name), os.path.join(dest, name))
+    info = os.lstat(src)
+    os.chown(dest, info.st_uid, info.st_gid)
+    os.chmod(dest, stat.S_IMODE(info.st_mode))
+    os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
+    shutil.rmtree(aside)
 
 
 def _merge(src: str, dest: str, moved: _Moved) -> None:

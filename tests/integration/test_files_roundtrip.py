@@ -372,3 +372,26 @@ def test_a_killed_restores_staging_next_to_the_target_is_removed_and_reported(fi
     assert any(".lifeline-restore-dead1234" in w for w in report["warnings"])
     assert not os.path.exists(os.path.join(parent, ".lifeline-restore-dead1234"))
     assert os.path.isdir(root + tree)
+
+
+def test_restore_in_place_onto_a_mount_point_merges_and_replaces_within_its_filesystem(files_params, tmp_path):
+    """A data directory is often its own filesystem: staging goes inside it, so nothing moves
+    across filesystems, and replace swaps its contents (a mount point cannot be renamed)."""
+    top = tmp_path / "mnt" / "data"
+    top.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(top)], check=True)
+    try:
+        (top / "keep").mkdir()
+        (top / "keep" / "a.txt").write_text("backed up")
+        os.chmod(top, 0o750)
+        backup(files_params, paths=[str(top)])
+        (top / "keep" / "a.txt").unlink()
+        (top / "extra.txt").write_text("not in the backup")
+        report = restore(files_params)
+        assert report["paths"][0]["action"] == "merge"
+        assert (top / "keep" / "a.txt").read_text() == "backed up" and (top / "extra.txt").exists()
+        restore(files_params, replace=True)
+        assert sorted(os.listdir(top)) == ["keep"] and (top / "keep" / "a.txt").read_text() == "backed up"
+        assert os.stat(top).st_mode & 0o777 == 0o750
+    finally:
+        subprocess.run(["umount", str(top)], check=True)
