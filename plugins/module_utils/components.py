@@ -65,11 +65,8 @@ def _postgres() -> ComponentType:
 def _files() -> ComponentType:
     # pylint: disable=import-outside-toplevel
     from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import FilesComponent, Level
-    from ansible_collections.lifeline.dr.plugins.module_utils.files_restore import (
-        FilesRestore,
-        FilesRestoreOptions,
-        TarListCheck,
-    )
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_checks import check_for
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_restore import FilesRestore, FilesRestoreOptions
 
     from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import RsyncComponent
 
@@ -87,11 +84,7 @@ def _files() -> ComponentType:
             staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
             rsync_target=p.get("rsync_target") or None))
 
-    def checks(_p: dict, _m) -> CheckFor:
-        # An rsync change list has no format to check beyond its size, hash and AEAD (fetch checks those).
-        return lambda art: TarListCheck(art) if art.kind == "tar" else Check()
-
-    return ComponentType("files", backup, checks, restore)
+    return ComponentType("files", backup, lambda _p, _m: check_for, restore)
 # ---- end files ----
 
 

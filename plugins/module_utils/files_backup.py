@@ -29,7 +29,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigEr
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
 
 ARTIFACT = "files.tar"
-ARTIFACT_KIND = "tar"
+ARTIFACT_KIND = files_tar.ARTIFACT_KIND
 STATE = "state.json"
 
 

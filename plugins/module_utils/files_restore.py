@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import os
 import posixpath
-import secrets
 import shutil
 import stat
 import subprocess
@@ -37,18 +36,19 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     RestoreError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import ARTIFACT_KIND
-from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import check_location
+from ansible_collections.lifeline.dr.plugins.module_utils.files_place import (
+    MERGE,
+    REPLACED_PREFIX,
+    STAGE_PREFIX,
+    Moved,
+    put_in_place,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import check_location, copy_snapshot
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Manifest
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreAction, RestoreJob, step
 from ansible_collections.lifeline.dr.plugins.module_utils.staging import Staging
-from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
-
-STAGE_PREFIX = ".lifeline-restore-"
-REPLACED_PREFIX = ".lifeline-replaced-"
-MERGE = "merge"       # into an existing directory: newer existing files are kept
-MAX_LISTED = 200      # written/kept paths returned; the counts cover all
 
 
 @dataclasses.dataclass
@@ -82,24 +82,6 @@ def archive_of(manifest: Manifest):
 
 def _within(path: str, top: str) -> bool:
     return path == top or path.startswith(top + "/")
-
-
-@dataclasses.dataclass
-class _Moved:
-    written: list = dataclasses.field(default_factory=list)
-    kept: list = dataclasses.field(default_factory=list)
-    written_count: int = 0
-    kept_count: int = 0
-
-    def put(self, dest: str) -> None:
-        self.written_count += 1
-        if len(self.written) < MAX_LISTED:
-            self.written.append(dest)
-
-    def keep(self, dest: str) -> None:
-        self.kept_count += 1
-        if len(self.kept) < MAX_LISTED:
-            self.kept.append(dest)
 
 
 class FilesRestore(RestoreJob):
@@ -204,7 +186,8 @@ class FilesRestore(RestoreJob):
                     os.makedirs(parent, exist_ok=True)
                     stages[top] = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
             if self.location:
-                checks = self.phases.timed("copy", self._copy_snapshot, tops, stages)
+                checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages,
+                                           whole=sorted(tops) == sorted(self.roots))
             else:
                 checks = self._extract_chain(tops, stages, staging)
             sources = {}
@@ -214,10 +197,10 @@ class FilesRestore(RestoreJob):
                     raise NotFoundError("%s is not in backup %s (it did not exist or was deleted by then)"
                                         % (path, self.manifest.backup_id))
                 sources[path] = src
-            moved = _Moved()
+            moved = Moved()
             with self.guard.shielded(), step("moving the restored files into place under %s" % self.root):
                 for path, src in sources.items():
-                    self.phases.timed("swap", self._put, src, plan["paths"][path], moved)
+                    self.phases.timed("swap", put_in_place, src, plan["paths"][path], moved)
         finally:
             for stage in stages.values():
                 shutil.rmtree(stage, ignore_errors=True)
@@ -261,26 +244,6 @@ class FilesRestore(RestoreJob):
             checks.append("%d entries under %s, as the archives of the chain list" % (len(staged), top))
         return checks
 
-    def _copy_snapshot(self, tops: list, stages: dict) -> list:
-        """rsync the chosen directories out of the snapshot (devices refused, as tar's are)."""
-        staged = 0
-        for top in tops:
-            argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
-                    "%s/./%s" % (self.location, files_tar.relative(top)), stages[top] + "/"]
-            proc = subprocess.run(argv, capture_output=True, env=files_tar.ENV, check=False)
-            if proc.returncode != 0:
-                raise RestoreError("copying %s out of the rsync snapshot %s failed (exit %d): %s; nothing was "
-                                   "moved into place" % (top, self.location, proc.returncode, tail(proc.stderr)))
-            rel = files_tar.relative(top)
-            staged += len(files_tar.walk_names(os.path.join(stages[top], rel), rel))
-        want = self.manifest.facts.get("members")
-        if sorted(tops) != sorted(self.roots):
-            return ["%d entries copied from the snapshot %s (a part of the backup: not compared)" % (staged, self.location)]
-        if staged != want:
-            raise RestoreError("the snapshot %s holds %d entries under %s; backup %s recorded %s; nothing was "
-                               "moved into place" % (self.location, staged, ", ".join(tops), self.manifest.backup_id, want))
-        return ["%d entries copied from the snapshot %s, as the manifest records" % (staged, self.location)]
-
     @staticmethod
     def _extract(archive: str, top: str, stage: str, what: str) -> None:
         # Full member names below the stage: --strip-components would not apply to the
@@ -292,106 +255,3 @@ class FilesRestore(RestoreJob):
         if proc.returncode != 0:
             raise RestoreError("extracting %s into staging failed (exit %d): %s; nothing was moved into place"
                                % (what, proc.returncode, tail(proc.stderr)))
-
-    def _put(self, src: str, item: dict, moved: _Moved) -> None:
-        dest = item["dest"]
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if not os.path.lexists(dest):
-            os.rename(src, dest)
-            moved.put(dest)
-        elif item["action"] == RestoreAction.REPLACE.value and os.path.ismount(dest):
-            _replace_contents(src, dest)
-            moved.put(dest)
-        elif item["action"] == RestoreAction.REPLACE.value:
-            aside = os.path.join(os.path.dirname(dest), REPLACED_PREFIX + secrets.token_hex(4))
-            os.rename(dest, aside)
-            try:
-                os.rename(src, dest)
-            except OSError:
-                os.rename(aside, dest)
-                raise
-            moved.put(dest)
-            if os.path.isdir(aside) and not os.path.islink(aside):
-                shutil.rmtree(aside)
-            else:
-                os.unlink(aside)
-        else:
-            _merge(src, dest, moved)
-
-
-def _replace_contents(src: str, dest: str) -> None:
-    """Replace a mount point's contents (it cannot be renamed): its entries go aside inside it,
-    the restored ones move in, the directory takes the restored owner, mode and times, and what
-    was set aside is removed. Staging directories inside it are left to their owner."""
-    aside = os.path.join(dest, REPLACED_PREFIX + secrets.token_hex(4))
-    os.mkdir(aside, 0o700)
-    for name in os.listdir(dest):
-        if not name.startswith((REPLACED_PREFIX, STAGE_PREFIX)):
-            os.rename(os.path.join(dest, name), os.path.join(aside, name))
-    for name in os.listdir(src):
-        os.rename(os.path.join(src, name), os.path.join(dest, name))
-    info = os.lstat(src)
-    os.chown(dest, info.st_uid, info.st_gid)
-    os.chmod(dest, stat.S_IMODE(info.st_mode))
-    os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
-    shutil.rmtree(aside)
-
-
-def _merge(src: str, dest: str, moved: _Moved) -> None:
-    """Put ``src`` at ``dest``: missing entries are moved in whole, older files replaced, newer
-    existing files (and entries of another type) kept."""
-    if not os.path.lexists(dest):
-        os.rename(src, dest)
-        moved.put(dest)
-        return
-    new, old = os.lstat(src), os.lstat(dest)
-    if stat.S_ISDIR(new.st_mode) and stat.S_ISDIR(old.st_mode):
-        for name in os.listdir(src):
-            _merge(os.path.join(src, name), os.path.join(dest, name), moved)
-        return
-    if stat.S_ISDIR(new.st_mode) or stat.S_ISDIR(old.st_mode) or old.st_mtime_ns > new.st_mtime_ns:
-        moved.keep(dest)
-        return
-    os.rename(src, dest)
-    moved.put(dest)
-
-
-class TarListCheck(Check):
-    """verify's check of a stored archive: GNU tar must list it, with the members its manifest records."""
-
-    def __init__(self, art) -> None:
-        self.art = art
-        self._out = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        self._err = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        self._proc = subprocess.Popen([files_tar.TAR, "--list", "--file=-", "--quoting-style=escape"],  # pylint: disable=consider-using-with
-                                      stdin=subprocess.PIPE, stdout=self._out, stderr=self._err, env=files_tar.ENV)
-
-    def write(self, data: bytes) -> None:
-        try:
-            self._proc.stdin.write(data)
-        except BrokenPipeError:
-            pass  # tar gave up; close() reports its error
-
-    def reset(self) -> None:
-        pass  # verify reads one copy per check; a failed fetch is reported as such
-
-    def close(self) -> str:
-        with contextlib.suppress(BrokenPipeError):
-            self._proc.stdin.close()
-        code = self._proc.wait()
-        self._err.seek(0)
-        self._out.seek(0)
-        if code != 0:
-            raise IntegrityError("tar cannot list %s (exit %d): %s" % (self.art.name, code, tail(self._err.read())))
-        members = sum(1 for _line in self._out)
-        if members != self.art.meta.get("members"):
-            raise IntegrityError("tar lists %d members in %s; its manifest records %s"
-                                 % (members, self.art.name, self.art.meta.get("members")))
-        return "tar lists %d members, as the manifest records" % members
-
-    def abort(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._out.close()
-        self._err.close()

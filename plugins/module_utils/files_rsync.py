@@ -24,8 +24,15 @@ import subprocess
 import tempfile
 
 from ansible_collections.lifeline.dr.plugins.module_utils.component import Source
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, DependencyError, IntegrityError, SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
+    ConfigError,
+    DependencyError,
+    IntegrityError,
+    RestoreError,
+    SourceError,
+)
 from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import STATE, FilesComponent
+from ansible_collections.lifeline.dr.plugins.module_utils.files_tar import walk_names
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
 from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import utcnow
 
@@ -163,3 +170,25 @@ class RsyncComponent(FilesComponent):
         # A local snapshot no manifest describes is removed (a remote one is left, never restored).
         if self.location and not self.remote and not self.committed:
             shutil.rmtree(self.location, ignore_errors=True)
+
+
+def copy_snapshot(manifest, location: str, tops: list, stages: dict, *, whole: bool) -> list:
+    """rsync ``tops`` out of the snapshot at ``location`` into their staging directories (device
+    nodes refused, as tar's are); with ``whole`` the entries are compared with the manifest."""
+    staged = 0
+    for top in tops:
+        rel = posixpath.relpath(top, "/")
+        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
+                "%s/./%s" % (location, rel), stages[top] + "/"]
+        proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
+        if proc.returncode != 0:
+            raise RestoreError("copying %s out of the rsync snapshot %s failed (exit %d): %s; nothing was "
+                               "moved into place" % (top, location, proc.returncode, tail(proc.stderr)))
+        staged += len(walk_names(os.path.join(stages[top], rel), rel))
+    if not whole:
+        return ["%d entries copied from the snapshot %s (a part of the backup: not compared)" % (staged, location)]
+    want = manifest.facts.get("members")
+    if staged != want:
+        raise RestoreError("the snapshot %s holds %d entries under %s; backup %s recorded %s; nothing was "
+                           "moved into place" % (location, staged, ", ".join(tops), manifest.backup_id, want))
+    return ["%d entries copied from the snapshot %s, as the manifest records" % (staged, location)]

@@ -24,6 +24,8 @@ import tarfile
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import DependencyError, IntegrityError
 
 TAR = "tar"
+#: the kind of the one artifact of a tar files backup
+ARTIFACT_KIND = "tar"
 #: C locale: messages parseable, names passed as bytes (a non-UTF-8 name is stored as such)
 ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 _COMMON = ["--format=posix", "--acls", "--xattrs", "--xattrs-include=*"]
