@@ -192,3 +192,19 @@ options:
         restores, not older than the pg_dump that wrote the backup).
     type: path
 """
+
+    # ---- secrets (issue 7): options every *_backup module shares (module.py backup_spec) ----
+    BACKUP = r"""
+options:
+  lock_timeout:
+    description: Seconds to wait for a concurrent backup of the same host and component to finish.
+    type: int
+    default: 0
+  require_all_repositories:
+    description:
+      - When true, a backup that could be stored in only some repositories fails the task (the
+        copies that were stored are kept and listed). When false it succeeds with a warning.
+    type: bool
+    default: true
+"""
+    # ---- end secrets ----

@@ -57,9 +57,12 @@ class Outcome:
     skipped: dict = dataclasses.field(default_factory=dict)  # source path -> why it is not in the backup
 
     def to_dict(self) -> dict:
-        return {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
-                "stored_in": self.stored_in, "failed_repositories": self.failed,
-                "plan": self.plan, "message": self.message, "skipped_paths": self.skipped}
+        out = {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
+               "stored_in": self.stored_in, "failed_repositories": self.failed,
+               "plan": self.plan, "message": self.message}
+        if self.skipped:  # only components that read paths (files) skip any
+            out["skipped_paths"] = self.skipped
+        return out
 
 
 def write_status(state_dir: str, name: str, record: dict) -> None:

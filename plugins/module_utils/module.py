@@ -11,7 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RepositoryError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError
 
 _S3_OPTIONS = dict(
     bucket=dict(type="str", required=True),
@@ -98,32 +98,34 @@ def run(module: AnsibleModule, func, **result) -> None:
     module.exit_json(**result)
 
 
-# ---- component backups (issue 7, files; postgres_backup uses it too) ----
-def component_backup(module: AnsibleModule, name: str):
-    """Run component ``name``'s backup as every backup module does; returns (outcome, result).
+# ---- secrets (issue 7): what every *_backup module shares (postgres_backup, secrets_backup) ----
+def backup_spec() -> dict:
+    """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
+    return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True))
 
-    A backup stored in some repositories only (or, in check mode, one that could not reach
-    them all) fails the task with ``require_all_repositories`` (the stored copies are kept and
-    listed), else warns; source paths the component skipped are a warning.
-    """
-    # pylint: disable=import-outside-toplevel
-    from ansible_collections.lifeline.dr.plugins.module_utils import components, config
-    from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 
-    p = module.params
-    outcome = run_backup(components.get(name).backup(p), config.repositories(p), config.codec(p), site=p["site"],
-                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+#: a *_backup module's result before (or without) an outcome: run(module, func, **BACKUP_FAILED)
+BACKUP_FAILED = dict(changed=False, backup_id=None, status="failed", stored_in=[], failed_repositories={},
+                     plan=[], message="")
+
+
+def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key: str) -> dict:
+    """``outcome`` (backup.Outcome) as a module result, each artifact with its ``meta_key``
+    (e.g. ``path``); fails the task (keeping what was stored) when a repository was left out
+    and ``require_all``, else warns."""
     result = outcome.to_dict()
     result["changed"] = True
-    if outcome.failed:
-        message = outcome.message or "check mode: the backup would be stored in %s only; unreachable: %s" % (
-            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
+    if outcome.manifest:
+        m = outcome.manifest
+        result.update(consistent_at=m.consistent_at, artifacts=[
+            {"name": a.name, "size": a.size, "plain_size": a.plain_size, meta_key: a.meta.get(meta_key)}
+            for a in m.artifacts])
+    if outcome.failed:  # partial, or a repository check mode could not reach
+        message = outcome.message or ("check mode: the backup would be stored in %s only; unreachable: %s" % (
+            ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
         result["message"] = message
-        if p["require_all_repositories"]:
-            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
+        if require_all:  # fail, but report what was stored: the complete copies are kept
+            module.fail_json(msg=message, error="RepositoryError", **result)
         module.warn(message)
-    elif outcome.skipped:
-        module.warn(outcome.message)
-    return outcome, result
-# ---- end component backups ----
+    return result
+# ---- end secrets ----

@@ -35,9 +35,12 @@ notes:
   - Run as root (C(become)) to read every file and to keep owners.
   - Every manifest is signed with O(signing_key) (or O(signing_key_file)).
   - Check mode checks the paths and every repository and reports the plan (full or incremental on top of which backup).
+  - Paths that could not be read never fail the task, whatever O(require_all_repositories) says; they are a
+    warning and RV(skipped_paths).
 extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
+  - lifeline.dr.repository.backup
 options:
   paths:
     description: Absolute directories to back up (C(lifeline_files_paths)). Each must exist; none may contain another.
@@ -72,17 +75,6 @@ options:
       - For O(method=rsync), a local directory or an SSH target C([user@]host:/dir) (letters, digits
         and C(._/+-) only). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
     type: str
-  lock_timeout:
-    description: Seconds to wait for a concurrent run of the same host and component to finish.
-    type: int
-    default: 0
-  require_all_repositories:
-    description:
-      - When true, a backup that could be stored in only some repositories fails the task (the
-        copies that were stored are kept and listed). When false it succeeds with a warning.
-      - Paths that could not be read never fail the task; they are a warning and RV(skipped_paths).
-    type: bool
-    default: true
 attributes:
   check_mode:
     description: Checks the paths and every repository and reports what would be backed up; writes nothing.
@@ -200,12 +192,30 @@ bytes:
   returned: success and not check mode
   type: int
   sample: 1073741824
+consistent_at:
+  description: The moment the backed-up data represents (UTC); the run's start, as files may change during it.
+  returned: success and not check mode
+  type: str
+  sample: "2026-11-23T02:00:00Z"
 artifacts:
   description: Stored artifacts with their stored and source sizes.
   returned: success and not check mode
   type: list
   elements: dict
-  sample: [{name: files.tar.zst.age, size: 412345, plain_size: 3456789}]
+  contains:
+    name:
+      description: Artifact name in the backup directory.
+      type: str
+    size:
+      description: Bytes stored (compressed and encrypted).
+      type: int
+    plain_size:
+      description: Bytes of the tar stream (or rsync change list).
+      type: int
+    members:
+      description: Entries in the archive (tar) or below the paths (rsync snapshot).
+      type: int
+  sample: [{name: files.tar.zst.age, size: 412345, plain_size: 3456789, members: 20412}]
 error:
   description: The class of the engine error; C(msg) names the cause and the fix.
   returned: failure
@@ -215,8 +225,12 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
-    component_backup,
+    BACKUP_FAILED,
+    backup_result,
+    backup_spec,
     encryption_spec,
     merge,
     repository_spec,
@@ -225,31 +239,34 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
 
 
 def backup(module: AnsibleModule) -> dict:
-    outcome, result = component_backup(module, "files")
+    p = module.params
+    outcome = run_backup(components.get("files").backup(p), config.repositories(p), config.codec(p), site=p["site"],
+                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+    result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="members")
+    result["skipped_paths"] = outcome.skipped
+    if outcome.skipped and not outcome.failed:  # backup_result warned about repositories already
+        module.warn(outcome.message)
     if outcome.manifest:
         m = outcome.manifest
         result.update(kind=m.kind, parent_id=m.parent_id, paths=m.facts.get("paths", []),
-                      members=m.facts.get("members"), bytes=m.facts.get("bytes"),
-                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size} for a in m.artifacts])
+                      members=m.facts.get("members"), bytes=m.facts.get("bytes"))
     return result
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=merge(repository_spec(), encryption_spec(), dict(
+        argument_spec=merge(repository_spec(), encryption_spec(), backup_spec(), dict(
             paths=dict(type="list", elements="path", required=True),
             exclude=dict(type="list", elements="str", default=[]),
             level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
             method=dict(type="str", default="tar", choices=["tar", "rsync"]),
             rsync_target=dict(type="str"),
-            lock_timeout=dict(type="int", default=0),
-            require_all_repositories=dict(type="bool", default=True),
         )),
         required_if=[("method", "rsync", ["rsync_target"])],
         supports_check_mode=True,
     )
-    run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
-        stored_in=[], failed_repositories={}, plan=[], message="", skipped_paths={})
+    run(module, lambda: backup(module), **BACKUP_FAILED, skipped_paths={})
 
 
 if __name__ == "__main__":

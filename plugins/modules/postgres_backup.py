@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - lifeline.dr.repository
   - lifeline.dr.repository.encryption
   - lifeline.dr.repository.postgres
+  - lifeline.dr.repository.backup
 options:
   databases:
     description: Databases to back up. Empty means every connectable, non-template database.
@@ -52,16 +53,6 @@ options:
     choices: [full, schema, data]
   globals:
     description: Also back up roles and their memberships (C(pg_dumpall --globals-only)).
-    type: bool
-    default: true
-  lock_timeout:
-    description: Seconds to wait for a concurrent run of the same host and component to finish.
-    type: int
-    default: 0
-  require_all_repositories:
-    description:
-      - When true, a backup that could be stored in only some repositories fails the task (the
-        copies that were stored are kept and listed). When false it succeeds with a warning.
     type: bool
     default: true
 attributes:
@@ -135,11 +126,6 @@ message:
   returned: always
   type: str
   sample: "backup 20261123T020000Z-4f2a stored in local only; failed: s3: ..."
-skipped_paths:
-  description: Source paths the backup could not read, mapped to the cause (always empty for PostgreSQL; files backups fill it).
-  returned: always
-  type: dict
-  sample: {}
 stored_in:
   description: Repositories that hold the complete backup (or would, in check mode).
   returned: always
@@ -200,8 +186,12 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
-    component_backup,
+    BACKUP_FAILED,
+    backup_result,
+    backup_spec,
     encryption_spec,
     merge,
     postgres_spec,
@@ -211,28 +201,27 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
 
 
 def backup(module: AnsibleModule) -> dict:
-    outcome, result = component_backup(module, "postgres")
+    p = module.params
+    component = components.get("postgres").backup(p)
+    outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
+                         host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+    result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="database")
     if outcome.manifest:
-        m = outcome.manifest
-        result.update(consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
-                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
-                                  "database": a.meta.get("database")} for a in m.artifacts])
+        result["databases"] = outcome.manifest.facts.get("databases", [])
     return result
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=merge(repository_spec(), encryption_spec(), postgres_spec(), dict(
+        argument_spec=merge(repository_spec(), encryption_spec(), postgres_spec(), backup_spec(), dict(
             databases=dict(type="list", elements="str", default=[]),
             scope=dict(type="str", default="full", choices=["full", "schema", "data"]),
             globals=dict(type="bool", default=True),
-            lock_timeout=dict(type="int", default=0),
-            require_all_repositories=dict(type="bool", default=True),
         )),
         supports_check_mode=True,
     )
-    run(module, lambda: backup(module), changed=False, backup_id=None, status="failed",
-        stored_in=[], failed_repositories={}, plan=[], message="")
+    run(module, lambda: backup(module), **BACKUP_FAILED)
 
 
 if __name__ == "__main__":
