@@ -41,7 +41,7 @@ class Status(str, enum.Enum):
     """A run's outcome, as modules, the CLI's exit code and monitoring see it."""
 
     OK = "ok"
-    PARTIAL = "partial"      # stored in some repositories only
+    PARTIAL = "partial"      # stored in some repositories only, or some source paths were skipped
     FAILED = "failed"
     PLANNED = "planned"      # check mode: what a run would do
 
@@ -54,11 +54,15 @@ class Outcome:
     failed: dict = dataclasses.field(default_factory=dict)   # repository name -> cause
     plan: list = dataclasses.field(default_factory=list)
     message: str = ""
+    skipped: dict = dataclasses.field(default_factory=dict)  # source path -> why it is not in the backup
 
     def to_dict(self) -> dict:
-        return {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
-                "stored_in": self.stored_in, "failed_repositories": self.failed,
-                "plan": self.plan, "message": self.message}
+        out = {"status": self.status.value, "backup_id": self.manifest.backup_id if self.manifest else None,
+               "stored_in": self.stored_in, "failed_repositories": self.failed,
+               "plan": self.plan, "message": self.message}
+        if self.skipped:  # only components that read paths (files) skip any
+            out["skipped_paths"] = self.skipped
+        return out
 
 
 def write_status(state_dir: str, name: str, record: dict) -> None:
@@ -151,6 +155,26 @@ def _discard(repositories: Sequence[Repository], prefix: str) -> None:
             pass  # no manifest was written, so leftovers are never taken for a backup
 
 
+def _facts(component: Component) -> dict:
+    """The component's facts; paths it skipped are recorded under ``skipped`` (path -> cause)."""
+    facts = dict(component.facts)
+    if component.skipped:
+        facts["skipped"] = dict(component.skipped)
+    return facts
+
+
+def _partial_message(outcome: Outcome) -> str:
+    """What a partial outcome lacks: repositories that failed, source paths that were skipped."""
+    parts = []
+    if outcome.failed:
+        parts.append("stored in %s only; failed: %s" % (", ".join(outcome.stored_in), "; ".join(
+            "%s: %s" % kv for kv in outcome.failed.items())))
+    if outcome.skipped:
+        parts.append("%d path(s) could not be read and are not in it: %s" % (len(outcome.skipped), "; ".join(
+            "%s (%s)" % kv for kv in sorted(outcome.skipped.items())[:20])))
+    return ("backup %s " % outcome.manifest.backup_id + "; ".join(parts)) if parts else ""
+
+
 def run_backup(component: Component, repositories: Sequence[Repository], codec: Codec, *,
                site: str, host: str, state_dir: str, signer: Signer, lock_wait: float = 0.0,
                check_mode: bool = False) -> Outcome:
@@ -191,7 +215,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                     consistent_at=component.consistent_at or isotime(started),
                     compression=codec.compression.value, encryption=codec.encryption.value,
                     key_id=codec.key_id(), artifacts=artifacts, tools=component.tools,
-                    facts=component.facts, labels=list(component.labels),
+                    facts=_facts(component), labels=list(component.labels),
                     parent_id=component.parent_id)
                 manifest.validate("the new manifest")
                 _commit_manifest(run, manifest, signer)
@@ -203,12 +227,10 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             outcome.manifest = manifest
             outcome.stored_in = [r.name for r in run.live]
             outcome.failed = dict(run.failed)
-            outcome.status = Status.PARTIAL if run.failed else Status.OK
+            outcome.skipped = dict(component.skipped)
+            outcome.status = Status.PARTIAL if run.failed or outcome.skipped else Status.OK
             component.after_commit(manifest)
-            if run.failed:
-                outcome.message = ("backup %s stored in %s only; failed: %s" % (
-                    backup_id, ", ".join(outcome.stored_in),
-                    "; ".join("%s: %s" % kv for kv in run.failed.items())))
+            outcome.message = _partial_message(outcome)
             return outcome
     except LifelineError as exc:
         outcome.message = str(exc)
@@ -223,4 +245,5 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             write_status(state_dir, status_name, {
                 "status": outcome.status.value, "message": outcome.message, "started": isotime(started),
                 "finished": isotime(utcnow()),
-                "backup_id": outcome.manifest.backup_id if outcome.manifest else None})
+                "backup_id": outcome.manifest.backup_id if outcome.manifest else None,
+                "skipped_paths": outcome.skipped})

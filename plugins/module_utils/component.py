@@ -36,7 +36,8 @@ class Component(abc.ABC):
     ``kind`` is the manifest's kind (full, incremental, schema, data); an incremental sets
     ``parent_id`` to the backup it builds on. ``after_commit`` runs only once the manifest is
     stored, so state a component advances (a tar snapshot file) never runs ahead of a backup
-    that exists.
+    that exists. ``skipped`` maps what a source could not read (a file that vanished or was
+    unreadable mid-run) to the cause: the backup is stored and its outcome is partial.
     """
 
     name: str = ""
@@ -48,6 +49,7 @@ class Component(abc.ABC):
         self.consistent_at: str | None = None
         self.parent_id: str | None = None
         self.labels: list = []
+        self.skipped: dict = {}
 
     @abc.abstractmethod
     def prepare(self) -> None:

@@ -82,11 +82,37 @@ def _secrets() -> ComponentType:
 
     return ComponentType("secrets", backup, lambda p, m: check_for(m), restore)
 # ---- end secrets ----
+# ---- files (issue 7) ----
+def _files() -> ComponentType:
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import FilesComponent, Level
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_checks import check_for
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_restore import FilesRestore, FilesRestoreOptions
+
+    from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import RsyncComponent
+
+    def backup(p: dict) -> Component:
+        common = dict(exclude=p.get("exclude") or [], site=p.get("site") or "default", host=config.host_name(p),
+                      state_dir=config.state_dir(p))
+        if (p.get("method") or "tar") == "rsync":
+            return RsyncComponent(p.get("paths") or [], target=p.get("rsync_target") or "", **common)
+        return FilesComponent(p.get("paths") or [], level=Level(p.get("level") or "auto"), **common)
+
+    def restore(entry: Entry, codec: Codec, p: dict):
+        chain = config.catalog(p).chain(entry)
+        return FilesRestore(entry, codec, chain, FilesRestoreOptions(
+            paths=p.get("paths") or None, root=p.get("root") or "/", replace=bool(p.get("replace")),
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
+            rsync_target=p.get("rsync_target") or None))
+
+    return ComponentType("files", backup, lambda _p, _m: check_for, restore)
+# ---- end files ----
 
 
 _FACTORIES: dict[str, Callable[[], ComponentType]] = {
     "postgres": _postgres,
     "secrets": _secrets,  # secrets (issue 7)
+    "files": _files,  # issue 7
 }
 
 

@@ -160,12 +160,15 @@ class RestoreJob(abc.ABC):
         The final swap runs inside ``self.guard.shielded()``: a signal never cuts it in half."""
 
     # ---- shared ----
-    def fetch(self, art: Artifact, staging: staging_mod.Staging, name: str | None = None) -> str:
-        """Stage one artifact (first intact copy, size+sha256+AEAD checked); returns its path."""
+    def fetch(self, art: Artifact, staging: staging_mod.Staging, name: str | None = None, *,
+              entry: Entry | None = None) -> str:
+        """Stage one artifact (first intact copy, size+sha256+AEAD checked); returns its path.
+        ``entry`` is another backup of the chain (an incremental's parent); default: this one."""
+        entry = entry or self.entry
         sink = staging.create(name or art.name)
         try:
             self.served_by.add(self.phases.timed(
-                "fetch", fetch_artifact, self.manifest, art, self.entry.repositories, self.codec, sink,
+                "fetch", fetch_artifact, entry.manifest, art, entry.repositories, self.codec, sink,
                 warnings=self.warnings))
         finally:
             sink.close()

@@ -166,3 +166,18 @@ def closed_s3():
 
 
 __all__ = ["lifeline_it"]
+
+
+# ---- files (issue 7) ----
+@pytest.fixture
+def files_params(tmp_path, moto, bucket, age_keys) -> dict:
+    """Module-style parameters of the files component: a local repository in tmp_path and an S3
+    repository on moto, age encryption; ``paths`` are set by each test."""
+    identity, recipient = age_keys
+    return {
+        "repositories": [{"name": "local", "path": str(tmp_path / "repo")},
+                         {"name": "s3", "s3": moto.s3_settings(bucket)}],
+        "recipients": [recipient], "identity": identity, "site": "it", "host": "src",
+        "state_dir": str(tmp_path / "state"), **keys.signing_params(),
+    }
+# ---- end files ----

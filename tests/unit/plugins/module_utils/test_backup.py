@@ -376,3 +376,19 @@ def test_after_commit_runs_only_once_the_manifest_is_stored(repos, state_dir):
     with pytest.raises(SourceError):
         run_backup(failing, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert len(seen) == 1  # a failed run never advances the component's state
+
+
+# --- skipped source paths (issue 7) ----------------------------------------------------------
+
+def test_skipped_source_paths_make_a_stored_backup_partial_and_are_named(repos, state_dir):
+    component = two_artifacts()
+    component.sources[0].on_open = lambda: component.skipped.update({"/srv/a": "file changed as we read it"})
+    outcome = run_backup(component, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
+    assert outcome.status.value == "partial" and outcome.stored_in == ["first", "second"]
+    assert outcome.skipped == {"/srv/a": "file changed as we read it"}
+    assert "/srv/a (file changed as we read it)" in outcome.message
+    assert outcome.manifest.facts["skipped"] == {"/srv/a": "file changed as we read it"}
+    record = status_record(state_dir)
+    assert record["status"] == "partial" and record["skipped_paths"] == outcome.skipped
+    assert outcome.to_dict()["skipped_paths"] == outcome.skipped and "skipped_paths" not in run_backup(
+        two_artifacts(), repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE).to_dict()

@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The files component's second method: browsable hard-link snapshots with rsync --link-dest.
+
+Each backup is a complete tree at ``<target>/<site>/<host>/<snapshot>/<path as backed up>``,
+unchanged files hard-linked to the previous committed snapshot (``--link-dest``); ``target`` is
+a local directory or an SSH target (``[user@]host:/dir``). The manifest goes to the repositories
+as for tar, with ``facts.method: rsync`` and ``facts.location``; its one artifact is rsync's
+itemized change list (``files.rsync-log``), encrypted like any artifact. Each snapshot is whole,
+so every rsync backup is ``full`` (no parent to restore first).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import posixpath
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Source
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
+    ConfigError,
+    DependencyError,
+    IntegrityError,
+    RestoreError,
+    SourceError,
+)
+from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import STATE, FilesComponent
+from ansible_collections.lifeline.dr.plugins.module_utils.files_tar import walk_names
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import utcnow
+
+LOG_ARTIFACT = "files.rsync-log"
+LOG_KIND = "rsync-log"
+ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+FLAGS = ["-aHAXS", "--numeric-ids", "--relative", "--stats", "--out-format=%i %n%L"]
+_SSH_RE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:(/[A-Za-z0-9._/+-]*)$")
+_LOCAL_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+_VANISHED_RE = re.compile(r'^file has vanished: "(?P<path>.+)"$')
+_FAILED_RE = re.compile(r'^rsync: \[sender\] (?P<cause>.+?) "(?P<path>/.+)": (?P<err>.+)$')
+_STATS_RE = re.compile(r"^Number of files: ([\d,]+)")
+
+
+def check_location(text: str, what: str) -> str:
+    """A snapshot location: an absolute local path or [user@]host:/path, nothing a shell could read
+    differently; ConfigError (IntegrityError for one read from a manifest) otherwise."""
+    if not isinstance(text, str) or ".." in text.split("/") or not (_LOCAL_RE.match(text) or _SSH_RE.match(text)):
+        raise (IntegrityError if what == "manifest" else ConfigError)(
+            "%s rsync location %r must be an absolute path or [user@]host:/path of letters, digits and "
+            "'._/+-'" % (what, text))
+    return text.rstrip("/") or "/"
+
+
+def implied_dirs(paths: list) -> int:
+    """Ancestors --relative creates above the backed-up paths (rsync counts them as files)."""
+    ancestors = set()
+    for path in paths:
+        parent = posixpath.dirname(path)
+        while parent not in ("/", ""):
+            ancestors.add(parent)
+            parent = posixpath.dirname(parent)
+    return len(ancestors)
+
+
+class _RsyncRun(Source):
+    name = LOG_ARTIFACT
+    kind = LOG_KIND
+
+    def __init__(self, comp: "RsyncComponent") -> None:
+        self.comp = comp
+        self.meta = {"location": comp.location}
+
+    @contextlib.contextmanager
+    def open(self):
+        comp = self.comp
+        argv = ["rsync", *FLAGS, *["--exclude=" + p for p in comp.exclude]]
+        if comp.parent_location:
+            argv.append("--link-dest=" + comp.parent_location.split(":", 1)[-1])
+        if not comp.remote:
+            os.makedirs(os.path.dirname(comp.location), mode=0o700, exist_ok=True)
+        argv += ["--"] + comp.paths + [comp.location + "/"]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                code = subprocess.run(argv, stdout=out, stderr=err, env=ENV, check=False).returncode
+            except OSError as exc:
+                raise SourceError("cannot run rsync: %s" % exc.strerror) from None
+            err.seek(0)
+            stderr = err.read().decode("utf-8", "replace")
+            out.seek(0)
+            log = out.read()
+        text = log.decode("utf-8", "replace")
+        skipped = {}
+        for line in (stderr + "\n" + text).splitlines():
+            match = _VANISHED_RE.match(line) or _FAILED_RE.match(line)
+            if match:
+                skipped[match.group("path")] = match.groupdict().get("err") or "file has vanished"
+        if code not in (0, 23, 24) or (code and not skipped):
+            raise SourceError("rsync of %s to %s failed (exit %d): %s" % (", ".join(comp.paths), comp.location,
+                                                                          code, tail(stderr)))
+        comp.skipped.update(skipped)
+        total = next((int(m.group(1).replace(",", "")) for m in map(_STATS_RE.match, text.splitlines()) if m), None)
+        if total is None:
+            raise SourceError("rsync of %s printed no statistics: %s" % (", ".join(comp.paths), tail(stderr)))
+        comp.facts["members"] = self.meta["members"] = total - implied_dirs(comp.paths)
+        yield io.BytesIO(log)
+
+
+class RsyncComponent(FilesComponent):
+    """Back up ``paths`` as a hard-link snapshot under ``target`` (local dir or [user@]host:/dir)."""
+
+    state_suffix = "-rsync"
+
+    def __init__(self, paths, *, target: str, **kwargs) -> None:
+        super().__init__(paths, **kwargs)
+        self.target = check_location(target or "", "the")
+        self.remote = not self.target.startswith("/")
+        self.location = ""
+        self.parent_location = ""
+        self.committed = False
+
+    def prepare(self) -> None:
+        try:
+            version = subprocess.run(["rsync", "--version"], capture_output=True, env=ENV, check=False).stdout
+        except OSError as exc:
+            raise DependencyError("cannot run rsync (%s); install the Debian package rsync" % exc.strerror) from None
+        super().prepare()
+        self.tools = {"rsync": version.decode("utf-8", "replace").splitlines()[0].strip()}
+        self.kind, self.parent_id = "full", None  # every snapshot is complete
+        self.parent_location = self.current.get("location", "") if self.current else ""
+        name = "%s-%s" % (utcnow().strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(3))
+        self.location = "%s/%s/%s/%s" % (self.target.rstrip("/"), self.site, self.host, name)
+        self.facts.update(method="rsync", location=self.location, link_dest=self.parent_location or None,
+                          level="snapshot")
+
+    def plan(self) -> list:
+        base = ("hard-linked to %s" % self.parent_location) if self.parent_location else "first snapshot"
+        return ["path %s -> rsync snapshot under %s (%s)" % (p, self.target, base) for p in self.paths]
+
+    def _read_state(self) -> dict:
+        try:
+            with open(os.path.join(self.state_path, STATE), encoding="utf-8") as fh:
+                state = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state.get("location"), str) else {}
+
+    def start_work(self) -> None:
+        pass
+
+    def artifacts(self):
+        yield _RsyncRun(self)
+
+    def after_commit(self, manifest) -> None:
+        os.makedirs(self.state_path, mode=0o700, exist_ok=True)
+        tmp = os.path.join(self.state_path, STATE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"backup_id": manifest.backup_id, "location": self.location, "paths": self.paths}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, os.path.join(self.state_path, STATE))
+        self.committed = True
+
+    def close(self) -> None:
+        # A local snapshot no manifest describes is removed (a remote one is left, never restored).
+        if self.location and not self.remote and not self.committed:
+            shutil.rmtree(self.location, ignore_errors=True)
+
+
+def copy_snapshot(manifest, location: str, tops: list, stages: dict, *, whole: bool) -> list:
+    """rsync ``tops`` out of the snapshot at ``location`` into their staging directories (device
+    nodes refused, as tar's are); with ``whole`` the entries are compared with the manifest."""
+    staged = 0
+    for top in tops:
+        rel = posixpath.relpath(top, "/")
+        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
+                "%s/./%s" % (location, rel), stages[top] + "/"]
+        proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
+        if proc.returncode != 0:
+            raise RestoreError("copying %s out of the rsync snapshot %s failed (exit %d): %s; nothing was "
+                               "moved into place" % (top, location, proc.returncode, tail(proc.stderr)))
+        staged += len(walk_names(os.path.join(stages[top], rel), rel))
+    if not whole:
+        return ["%d entries copied from the snapshot %s (a part of the backup: not compared)" % (staged, location)]
+    want = manifest.facts.get("members")
+    if staged != want:
+        raise RestoreError("the snapshot %s holds %d entries under %s; backup %s recorded %s; nothing was "
+                           "moved into place" % (location, staged, ", ".join(tops), manifest.backup_id, want))
+    return ["%d entries copied from the snapshot %s, as the manifest records" % (staged, location)]
