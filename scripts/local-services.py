@@ -55,12 +55,34 @@ def _signing_key() -> str:
     return public
 
 
+def _sample_site(root: str) -> None:
+    """What backup.yml backs up besides PostgreSQL: an uploads tree (files) and two secret files
+    (an environment file 0600, a TLS key 0400) under <state>/site; restores land in <state>/restored."""
+    shutil.rmtree(root, ignore_errors=True)
+    uploads = os.path.join(root, "srv", "app", "uploads")
+    os.makedirs(os.path.join(uploads, "2026", "11"), mode=0o755)
+    os.makedirs(os.path.join(uploads, "empty"), mode=0o755)
+    for n in range(50):
+        with open(os.path.join(uploads, "2026", "11", "photo-%02d.bin" % n), "wb") as fh:
+            fh.write(os.urandom(1024 * (n + 1)))
+    with open(os.path.join(uploads, "README — read me.txt"), "w", encoding="utf-8") as fh:
+        fh.write("Grüße from the local demo\n" * 100)
+    os.symlink("2026/11/photo-00.bin", os.path.join(uploads, "latest.bin"))
+    os.link(os.path.join(uploads, "2026", "11", "photo-01.bin"), os.path.join(uploads, "hardlink.bin"))
+    secrets = os.path.join(root, "etc", "app")
+    os.makedirs(secrets, mode=0o700)
+    _write_secret(os.path.join(secrets, "app.env"), b"DATABASE_PASSWORD=local-demo-only\n")
+    _write_secret(os.path.join(secrets, "tls.key"), b"-----BEGIN PRIVATE KEY-----\nlocal-demo\n-----END PRIVATE KEY-----\n")
+    os.chmod(os.path.join(secrets, "tls.key"), 0o400)
+
+
 def start() -> None:
     if os.path.exists(SERVICES):
         stop()
     os.makedirs(STATE, mode=0o755, exist_ok=True)
-    for sub in ("repo", "state", "etc"):
+    for sub in ("repo", "state", "etc", "restored"):
         shutil.rmtree(os.path.join(STATE, sub), ignore_errors=True)
+    _sample_site(os.path.join(STATE, "site"))
     services_dir = service_dir("local")
     started = []  # stopped again if anything below fails, so a failed start leaves nothing running
     try:

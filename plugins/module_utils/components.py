@@ -82,6 +82,8 @@ def _secrets() -> ComponentType:
 
     return ComponentType("secrets", backup, lambda p, m: check_for(m), restore)
 # ---- end secrets ----
+
+
 # ---- files (issue 7) ----
 def _files() -> ComponentType:
     # pylint: disable=import-outside-toplevel
