@@ -11,7 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RepositoryError
 
 _S3_OPTIONS = dict(
     bucket=dict(type="str", required=True),
@@ -74,11 +74,42 @@ def postgres_spec() -> dict:
     )
 
 
+# ---- redis (issue 7) ----
+def redis_spec() -> dict:
+    return dict(
+        login_host=dict(type="str", default="127.0.0.1"),
+        port=dict(type="int", default=6379, aliases=["login_port"]),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True),
+        connect_timeout=dict(type="int", default=30),
+    )
+# ---- end redis ----
+
+
 def merge(*specs: dict) -> dict:
     out: dict = {}
     for spec in specs:
         out.update(spec)
     return out
+
+
+def backup_result(module: AnsibleModule, outcome, *, require_all: bool, details=None) -> dict:
+    """A backup module's result from run_backup's Outcome; ``details(manifest)`` adds the
+    component's own keys. A repository left out fails the task with ``require_all`` (the
+    complete copies are kept and listed), else warns."""
+    result = outcome.to_dict()
+    result["changed"] = True
+    if outcome.manifest and details is not None:
+        result.update(details(outcome.manifest))
+    if outcome.failed:  # partial, or a repository check mode could not reach
+        message = outcome.message or (
+            "check mode: the backup would be stored in %s only; unreachable: %s" % (
+                ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
+        result["message"] = message
+        if require_all:
+            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
+        module.warn(message)
+    return result
 
 
 def fail(module: AnsibleModule, exc: LifelineError, **result) -> None:

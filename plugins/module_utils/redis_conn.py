@@ -89,8 +89,8 @@ def _encode(args: Sequence) -> bytes:
     for arg in args:
         if isinstance(arg, str):
             arg = arg.encode()
-        elif isinstance(arg, int):
-            arg = b"%d" % arg
+        elif isinstance(arg, (int, float)):
+            arg = repr(arg).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
     return b"".join(out)
 

@@ -197,8 +197,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
+    backup_result,
     encryption_spec,
     merge,
     postgres_spec,
@@ -213,27 +213,10 @@ def backup(module: AnsibleModule) -> dict:
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
                          lock_wait=p["lock_timeout"], check_mode=module.check_mode)
-    result = outcome.to_dict()
-    result["changed"] = True
-    if outcome.manifest:
-        m = outcome.manifest
-        result.update(consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
-                      artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
-                                  "database": a.meta.get("database")} for a in m.artifacts])
-    if outcome.failed:  # partial, or a repository check mode could not reach
-        message = outcome.message or _unreachable(outcome)
-        result["message"] = message
-        if p["require_all_repositories"]:
-            # Fail, but report what was stored: the complete copies are kept.
-            module.fail_json(msg=message, error=RepositoryError.__name__, **result)
-        module.warn(message)
-    return result
-
-
-def _unreachable(outcome) -> str:
-    """Check mode's message for repositories the real run could not store into."""
-    return "check mode: the backup would be stored in %s only; unreachable: %s" % (
-        ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items()))
+    return backup_result(module, outcome, require_all=p["require_all_repositories"], details=lambda m: dict(
+        consistent_at=m.consistent_at, databases=m.facts.get("databases", []),
+        artifacts=[{"name": a.name, "size": a.size, "plain_size": a.plain_size,
+                    "database": a.meta.get("database")} for a in m.artifacts]))
 
 
 def main() -> None:
