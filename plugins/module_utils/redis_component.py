@@ -81,8 +81,14 @@ class _RdbSource(Source):
                 raise SourceError("%s: its RDB file is not readable on this host; use method "
                                   "replication or run the backup as a user that can read it" % client.where)
             fh = open(path, "rb")  # pylint: disable=consider-using-with
+            info = os.fstat(fh.fileno())
+            if abs(info.st_mtime - saved) > 5:
+                fh.close()   # a server in a container: the same path here is another file
+                raise SourceError("%s: %s was not written by the BGSAVE just run (its time differs "
+                                  "from LASTSAVE); is the server in a container? use method replication"
+                                  % (client.where, path))
             if int(client.call("LASTSAVE")) == saved:
-                self.size_hint = os.fstat(fh.fileno()).st_size
+                self.size_hint = info.st_size
                 return fh, saved
             fh.close()
         raise SourceError("%s saves so often that its RDB file changed three times while being "

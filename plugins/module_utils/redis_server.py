@@ -119,6 +119,38 @@ class TempRedis:
         self.stop()
 
 
+def replicate_into(target: RedisConnection, source: "TempRedis", *, timeout: float) -> None:
+    """Make ``target`` a replica of ``source`` until it holds a full copy, then a master again.
+
+    Redis itself loads the snapshot (at C speed) and, with AOF on, rewrites the target's AOF after
+    the sync. The target's ``masterauth``/``masteruser`` are set for the sync and put back; a
+    failure ends the replication before it is raised.
+    """
+    with target.connect() as client:
+        saved = {name: client.config_get(name) for name in ("masterauth", "masteruser")}
+        try:
+            client.call("CONFIG", "SET", "masterauth", source.password)
+            if saved["masteruser"] is not None:
+                client.call("CONFIG", "SET", "masteruser", "")
+            client.call("REPLICAOF", "127.0.0.1", source.port)
+            deadline = time.monotonic() + timeout
+            while True:
+                repl, pers = client.info("replication"), client.info("persistence")
+                if (repl.get("master_link_status") == "up" and repl.get("master_sync_in_progress") == "0"
+                        and pers.get("loading") == "0" and pers.get("aof_rewrite_in_progress") == "0"
+                        and pers.get("aof_rewrite_scheduled") == "0"):
+                    break
+                if time.monotonic() > deadline:
+                    raise SourceError("%s did not finish syncing from the temporary server in time"
+                                      % target.where())
+                time.sleep(0.02)
+        finally:
+            client.call("REPLICAOF", "NO", "ONE")
+            for name, value in saved.items():
+                if value is not None:
+                    client.call("CONFIG", "SET", name, value)
+
+
 class ServiceControl(abc.ABC):
     """Stops and starts the server a managed restore replaces the data of."""
 

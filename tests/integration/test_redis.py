@@ -144,8 +144,9 @@ def test_restore_refuses_target_holding_keys_without_replace_and_changes_nothing
 
 
 @pytest.mark.parametrize("fmt", ["rdb", "portable"])
-def test_restore_with_replace_leaves_exactly_the_backup(redis_factory, redis_params, fmt):
-    source, target = redis_factory(), redis_factory()
+def test_restore_with_replace_leaves_exactly_the_backup_and_it_survives_a_restart_with_aof(
+        redis_factory, redis_params, fmt):
+    source, target = redis_factory(), redis_factory(appendonly=True)
     fill(source)
     backup(redis_params, source, format=fmt)
     with target.client() as c:
@@ -158,6 +159,11 @@ def test_restore_with_replace_leaves_exactly_the_backup(redis_factory, redis_par
         assert c.call("EXISTS", "stale") == 0
         assert c.call("GET", "str") == b"value"
     short = {(0, b"short")}   # may or may not have expired by now
+    assert set(contents(target)["keys"]) - short == set(before["keys"]) - short
+    target.stop()
+    target.start()   # loads its AOF: the restored keys are in it, the replaced ones are not
+    with target.client() as c:
+        assert c.call("EXISTS", "stale") == 0 and c.call("GET", "str") == b"value"
     assert set(contents(target)["keys"]) - short == set(before["keys"]) - short
 
 
@@ -184,6 +190,22 @@ def test_managed_restore_with_appendonly_survives_a_restart(redis_factory, redis
     with target.client() as c:
         assert c.call("EXISTS", "old") == 0
     assert not os.path.exists(os.path.join(target.dir, "appendonlydir.lifeline-replaced"))
+
+
+def test_managed_restore_that_cannot_write_the_rdb_restarts_the_server_on_its_own_data(redis_factory, redis_params):
+    source, target = redis_factory(), redis_factory(appendonly=True)
+    fill(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "old", "only in the AOF")
+    os.mkdir(os.path.join(target.dir, "dump.rdb.lifeline-tmp"))   # the copy beside the RDB fails
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match="started again on its own data"):
+        job.run()
+    assert job.opts.service.calls == ["stop", "start"]
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "old") == b"only in the AOF"
+        assert c.config_get("appendonly") == "yes"
 
 
 def test_backup_with_wrong_password_fails_clearly_and_stores_nothing(redis_factory, redis_params):
