@@ -84,7 +84,8 @@ class RedisConnection:
         return client
 
 
-def _encode(args: Sequence) -> bytes:
+def encode_command(args: Sequence) -> bytes:
+    """One command in RESP (bulk strings; str, bytes, int and float arguments)."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, str):
@@ -118,8 +119,12 @@ class RespClient:
         self.close()
 
     def send(self, *commands: Sequence) -> None:
+        self.send_raw(b"".join(encode_command(c) for c in commands))
+
+    def send_raw(self, data: bytes) -> None:
+        """Commands already encoded (a hot loop's batch)."""
         try:
-            self.sock.sendall(b"".join(_encode(c) for c in commands))
+            self.sock.sendall(data)
         except OSError as exc:
             raise SourceError("%s: sending failed: %s" % (self.where, exc.strerror or exc)) from None
 
@@ -181,25 +186,56 @@ class RespClient:
 
     def read_reply(self):
         line = self.readline()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode("utf-8", "replace")
-        if kind == b"-":
-            return ReplyError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return self._length(line, 1 << 63)
+        kind = line[:1]
         if kind == b"$":
             size = self._length(line, MAX_BULK)
             if size < 0:
                 return None
-            data = self.read_exact(size + 2)
-            return data[:-2]
+            return self.read_exact(size + 2)[:-2]
+        if kind == b":":
+            return self._length(line, 1 << 63)
+        if kind == b"+":
+            return line[1:].decode("utf-8", "replace")
+        if kind == b"-":
+            return ReplyError(line[1:].decode("utf-8", "replace"))
         if kind == b"*":
             count = self._length(line, MAX_ARRAY)
             if count < 0:
                 return None
             return [self.read_reply() for _ in range(count)]
         raise SourceError("%s sent an unexpected reply %r" % (self.where, line[:40]))
+
+    def read_int_bulk_pairs(self, count: int) -> list:
+        """``count`` (integer, bulk) reply pairs, as PTTL + DUMP give them: the export's hot loop,
+        parsed without the general reader. An error reply raises ReplyError."""
+        readline, read = self.reader.readline, self.reader.read
+        out = []
+        try:
+            for _ in range(count):
+                first, second = readline(MAX_LINE), readline(MAX_LINE)
+                if first[:1] != b":" or second[:1] != b"$" or not first.endswith(b"\r\n"):
+                    bad = first if first[:1] != b":" else second
+                    if bad[:1] == b"-":
+                        raise ReplyError(bad[1:].strip().decode("utf-8", "replace"))
+                    if second[:3] == b"$-1":
+                        out.append((int(first[1:]), None))
+                        continue
+                    raise SourceError("%s sent a malformed reply %r" % (self.where, bad[:40]))
+                size = int(second[1:])
+                if size > MAX_BULK:
+                    raise SourceError("%s sent a bulk of %d bytes, over the limit" % (self.where, size))
+                if size < 0:
+                    out.append((int(first[1:]), None))
+                    continue
+                data = read(size + 2)
+                if len(data) != size + 2:
+                    raise SourceError("%s closed the connection mid-reply" % self.where)
+                out.append((int(first[1:]), data[:-2]))
+        except ValueError:
+            raise SourceError("%s sent a malformed reply" % self.where) from None
+        except OSError as exc:
+            raise SourceError("%s: reading failed: %s" % (self.where, exc.strerror or exc)) from None
+        return out
 
     # ---- helpers ----
     def info(self, section: str) -> dict:

@@ -17,10 +17,13 @@ import time
 from typing import Iterable, Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import ReplyError, RespClient
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import ReplyError, RespClient, encode_command
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import NO_TTL, PortableWriter, Record
 
 BATCH = 1000
+_RESTORE = b"*4\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+_RESTORE_REPLACE = b"*5\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$7\r\nREPLACE\r\n"
+_PTTL_DUMP = b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%s\r\n*2\r\n$4\r\nDUMP\r\n$%d\r\n%s\r\n"
 
 
 def _now_ms() -> int:
@@ -28,25 +31,30 @@ def _now_ms() -> int:
 
 
 def export_records(client: RespClient, *, batch: int = BATCH) -> Iterator[Record]:
-    """Every key of every database, with its DUMP payload and absolute expiry."""
+    """Every key of every database, with its DUMP payload and absolute expiry. Each batch's
+    PTTL + DUMP go out with the next SCAN, so one round trip serves both."""
     for db in sorted(client.keyspace()):
         client.call("SELECT", db)
-        cursor = b"0"
+        cursor, keys = client.call("SCAN", b"0", "COUNT", batch)
         while True:
-            cursor, keys = client.call("SCAN", cursor, "COUNT", batch)
-            if keys:
-                replies = client.pipeline(cmd for key in keys for cmd in (("PTTL", key), ("DUMP", key)))
-                now = _now_ms()
-                for index, key in enumerate(keys):
-                    pttl, payload = replies[2 * index], replies[2 * index + 1]
-                    if isinstance(pttl, ReplyError) or isinstance(payload, ReplyError):
-                        err = pttl if isinstance(pttl, ReplyError) else payload
-                        raise SourceError("%s: reading key %r of db %d failed: %s" % (client.where, key[:80], db, err.text))
-                    if pttl == -2 or payload is None:
-                        continue          # gone (expired or deleted) since SCAN saw it
-                    yield Record(db, key, NO_TTL if pttl < 0 else now + pttl, payload)
-            if cursor == b"0":
+            more = cursor != b"0"
+            client.send_raw(b"".join(_PTTL_DUMP % (len(k), k, len(k), k) for k in keys) +
+                            (encode_command(("SCAN", cursor, "COUNT", batch)) if more else b""))
+            try:
+                pairs = client.read_int_bulk_pairs(len(keys))
+            except ReplyError as exc:
+                raise SourceError("%s: reading the keys of db %d failed: %s" % (client.where, db, exc.text)) from None
+            now = _now_ms()
+            for key, (pttl, payload) in zip(keys, pairs):
+                if pttl == -2 or payload is None:
+                    continue          # gone (expired or deleted) since SCAN saw it
+                yield Record(db, key, NO_TTL if pttl < 0 else now + pttl, payload)
+            if not more:
                 break
+            reply = client.read_reply()
+            if isinstance(reply, ReplyError):
+                raise SourceError("%s: SCAN of db %d failed: %s" % (client.where, db, reply.text))
+            cursor, keys = reply
 
 
 class PortableStream:
@@ -55,23 +63,25 @@ class PortableStream:
     def __init__(self, records: Iterable[Record]) -> None:
         self.writer = PortableWriter()
         self._records = iter(records)
-        self._buf = bytearray(self.writer.header())
+        self._buf = b""
         self._db: int | None = None
         self.done = False
 
     def read(self, size: int = 1024 * 1024) -> bytes:
-        while len(self._buf) < size and not self.done:
+        writer = self.writer
+        while len(self._buf) + len(writer.buf) < size and not self.done:
             rec = next(self._records, None)
             if rec is None:
-                self._buf += self.writer.end()
+                self._buf += writer.end()
                 self.done = True
                 break
             if rec.db != self._db:
-                self._buf += self.writer.select(rec.db)
+                writer.select(rec.db)
                 self._db = rec.db
-            self._buf += self.writer.key(rec.key, rec.expire_at_ms, rec.payload)
-        out = bytes(self._buf[:size])
-        del self._buf[:size]
+            writer.key(rec.key, rec.expire_at_ms, rec.payload)
+        if not self.done:
+            self._buf += writer.take()
+        out, self._buf = self._buf[:size], self._buf[size:]
         return out
 
 
@@ -80,11 +90,14 @@ def import_records(client: RespClient, records: Iterable[Record], *, replace: bo
     """RESTORE every record (REPLACE only with ``replace``); returns {"restored", "expired"}.
     The first failing RESTORE raises SourceError naming the key and the server's reason."""
     counts = {"restored": 0, "expired": 0}
-    pending: list = []          # (db, key or None for a SELECT, command)
+    pending: list = []          # (db, key or None for a SELECT, encoded command)
     current_db: int | None = None
+    restore = _RESTORE_REPLACE if replace else _RESTORE
 
     def flush() -> None:
-        for (db, key, _cmd), reply in zip(pending, client.pipeline(item[2] for item in pending)):
+        client.send_raw(b"".join(item[2] for item in pending))
+        for db, key, _cmd in pending:
+            reply = client.read_reply()
             if isinstance(reply, ReplyError):
                 hint = (" (the key exists: restore with replace)" if reply.code == "BUSYKEY" else
                         " (is the target Redis older than the source?)" if "payload" in reply.text.lower() else "")
@@ -102,10 +115,13 @@ def import_records(client: RespClient, records: Iterable[Record], *, replace: bo
                 counts["expired"] += 1
                 continue
         if rec.db != current_db:
-            pending.append((rec.db, None, ("SELECT", rec.db)))
+            pending.append((rec.db, None, encode_command(("SELECT", rec.db))))
             current_db = rec.db
-        pending.append((rec.db, rec.key, ("RESTORE", rec.key, ttl, rec.payload) + (("REPLACE",) if replace else ())))
+        ttl_text = b"%d" % ttl
+        pending.append((rec.db, rec.key, restore % (len(rec.key), rec.key, len(ttl_text), ttl_text,
+                                                     len(rec.payload), rec.payload)))
         if len(pending) >= batch:
             flush()
-    flush()
+    if pending:
+        flush()
     return counts

@@ -41,41 +41,46 @@ class Record:
 
 
 class PortableWriter:
-    """Encodes a stream; keeps the digest and the per-database counts the manifest records."""
+    """Encodes a stream into ``buf``; ``take()`` hands out what is ready (and hashes it), ``end()``
+    the rest with the end record. Keeps the per-database counts the manifest records."""
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
+        self.buf = bytearray(MAGIC)
         self.counts: dict = {}
         self.volatile: dict = {}
         self.keys = 0
         self._db: int | None = None
 
-    def _out(self, data: bytes) -> bytes:
-        self._hash.update(data)
-        return data
-
-    def header(self) -> bytes:
-        return self._out(MAGIC)
-
-    def select(self, db: int) -> bytes:
+    def select(self, db: int) -> None:
         if not 0 <= db < MAX_DB:
             raise ValueError("database index %d out of range" % db)
         self._db = db
-        return self._out(struct.pack(">BI", TAG_SELECT, db))
+        self.buf += struct.pack(">BI", TAG_SELECT, db)
 
-    def key(self, key: bytes, expire_at_ms: int, payload: bytes) -> bytes:
-        if self._db is None:
+    def key(self, key: bytes, expire_at_ms: int, payload: bytes) -> None:
+        db = self._db
+        if db is None:
             raise ValueError("a key before any select")
         self.keys += 1
-        self.counts[self._db] = self.counts.get(self._db, 0) + 1
+        self.counts[db] = self.counts.get(db, 0) + 1
         if expire_at_ms != NO_TTL:
-            self.volatile[self._db] = self.volatile.get(self._db, 0) + 1
-        return self._out(b"".join((struct.pack(">BI", TAG_KEY, len(key)), key,
-                                   struct.pack(">qI", expire_at_ms, len(payload)), payload)))
+            self.volatile[db] = self.volatile.get(db, 0) + 1
+        buf = self.buf
+        buf += struct.pack(">BI", TAG_KEY, len(key))
+        buf += key
+        buf += struct.pack(">qI", expire_at_ms, len(payload))
+        buf += payload
+
+    def take(self) -> bytes:
+        data = bytes(self.buf)
+        self.buf.clear()
+        self._hash.update(data)
+        return data
 
     def end(self) -> bytes:
-        digest = self._hash.digest()
-        return struct.pack(">BQ", TAG_END, self.keys) + digest
+        data = self.take()
+        return data + struct.pack(">BQ", TAG_END, self.keys) + self._hash.digest()
 
 
 class PortableReader:

@@ -26,13 +26,14 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import 
 
 def _stream(keys=((0, b"a", NO_TTL, b"pa"), (0, b"b", 1900000000000, b"pb"), (3, b"c", NO_TTL, b"pc"))) -> bytes:
     writer = PortableWriter()
-    out = [writer.header()]
+    out = []
     db = None
     for kdb, key, exp, payload in keys:
         if kdb != db:
-            out.append(writer.select(kdb))
+            writer.select(kdb)
             db = kdb
-        out.append(writer.key(key, exp, payload))
+        writer.key(key, exp, payload)
+        out.append(writer.take())   # taken in pieces, as a backup streams it
     out.append(writer.end())
     return b"".join(out)
 
