@@ -17,8 +17,10 @@ description:
     checked, then loaded.
   - Into a running server (the default): a portable stream is loaded with C(RESTORE) (with
     C(REPLACE) only when O(replace)); an RDB is loaded into a temporary C(redis-server) on a free
-    loopback port inside the staging directory, checked there, and its keys are copied with
-    C(DUMP)/C(PTTL) -> C(RESTORE). The writes reach the target's AOF like any others.
+    loopback port inside the staging directory and checked there, then a target on this host
+    replicates from it (C(REPLICAOF), then C(REPLICAOF NO ONE); its AOF is rewritten after the
+    sync) and a remote target gets its keys copied with C(DUMP)/C(PTTL) -> C(RESTORE). The data
+    survives the target's restart with C(appendonly yes).
   - Into a server Lifeline manages (O(managed=true), an RDB backup): AOF is turned off in its
     config, the O(service) is stopped, the RDB placed in the server's C(dir) owned as that
     directory and the old AOF directory set aside, the service started (it loads the RDB), AOF
@@ -152,18 +154,23 @@ keys:
   returned: success and not check mode
   type: int
   sample: 1200
+replicated:
+  description: True when an RDB reached a running server on this host by replication from the temporary server.
+  returned: success, RDB into a running server on this host
+  type: bool
+  sample: true
 restored:
-  description: Keys written with RESTORE (running mode).
-  returned: success and not check mode and running mode
+  description: Keys written with RESTORE (portable backups, and RDB backups restored into a remote server).
+  returned: success, when keys were copied with RESTORE
   type: int
   sample: 1200
 expired:
-  description: Keys not restored because their TTL ran out since the backup (running mode).
-  returned: success and not check mode and running mode
+  description: Keys not restored because their TTL ran out since the backup.
+  returned: success, when keys were copied with RESTORE
   type: int
   sample: 0
 phases:
-  description: Seconds per phase (plan, fetch, check, load, copy, restore, stop, place, start, aof_rewrite).
+  description: Seconds per phase (plan, fetch, check, load, replicate, copy, restore, stop, place, start, aof_rewrite).
   returned: success and not check mode
   type: dict
   sample: {fetch: 0.4, check: 0.1, load: 0.3, copy: 1.2}
