@@ -106,7 +106,7 @@ def main() -> None:
             return run_backup(RedisComponent(src.conn, fmt=fmt), [repo], codec, site="bench", host="bench",
                               state_dir=os.path.join(work, "state"), signer=Signer(pem))
 
-        t_base, _ = timed(baseline)
+        t_base = timed(baseline)[0]
         t_rdb, out_rdb = timed(backup, Format.RDB, plain)
         t_full, out_full = timed(backup, Format.RDB, full)
         t_port, out_port = timed(backup, Format.PORTABLE, plain)
@@ -127,7 +127,7 @@ def main() -> None:
             dst.start(timeout=600)
             wait_ready(dst.conn, timeout=600)
 
-        t_restart, _ = timed(restart)
+        t_restart = timed(restart)[0]
         with dst.client() as c:
             c.call("FLUSHALL")
         dst.stop()

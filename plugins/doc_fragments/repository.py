@@ -199,7 +199,7 @@ options:
   login_host:
     description:
       - Redis host. A loopback address means the server runs on this host, so a backup reads its
-        RDB file directly (O(method=auto)); any other address is reached over the network.
+        RDB file directly (C(redis_backup) with C(method=auto)); any other address is reached over the network.
       - The playbooks map C(lifeline_redis_host) here.
     type: str
     default: 127.0.0.1

@@ -113,6 +113,8 @@ class _RdbSource(Source):
                     comp.consistent_at = isotime(utcnow())
                     with sync_stream(comp.conn) as stream:
                         yield _Checked(stream, check)
+                        if not stream.done:
+                            raise SourceError("%s: the RDB stream was not read to its end" % comp.conn.where())
             self.meta["check"] = check.close()
             self.meta.update(rdb_version=check.version, **check.counts)
         finally:

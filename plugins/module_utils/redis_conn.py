@@ -140,7 +140,7 @@ class RespClient:
         if not commands:
             return []
         self.send(*commands)
-        return [self.read_reply() for _ in commands]
+        return [self.read_reply() for _command in commands]
 
     # ---- reading ----
     def readline(self) -> bytes:
@@ -202,7 +202,7 @@ class RespClient:
             count = self._length(line, MAX_ARRAY)
             if count < 0:
                 return None
-            return [self.read_reply() for _ in range(count)]
+            return [self.read_reply() for _index in range(count)]
         raise SourceError("%s sent an unexpected reply %r" % (self.where, line[:40]))
 
     def read_int_bulk_pairs(self, count: int) -> list:
@@ -211,7 +211,7 @@ class RespClient:
         readline, read = self.reader.readline, self.reader.read
         out = []
         try:
-            for _ in range(count):
+            for _index in range(count):
                 first, second = readline(MAX_LINE), readline(MAX_LINE)
                 if first[:1] != b":" or second[:1] != b"$" or not first.endswith(b"\r\n"):
                     bad = first if first[:1] != b":" else second

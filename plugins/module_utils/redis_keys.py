@@ -118,8 +118,8 @@ def import_records(client: RespClient, records: Iterable[Record], *, replace: bo
             pending.append((rec.db, None, encode_command(("SELECT", rec.db))))
             current_db = rec.db
         ttl_text = b"%d" % ttl
-        pending.append((rec.db, rec.key, restore % (len(rec.key), rec.key, len(ttl_text), ttl_text,
-                                                     len(rec.payload), rec.payload)))
+        command = restore % (len(rec.key), rec.key, len(ttl_text), ttl_text, len(rec.payload), rec.payload)
+        pending.append((rec.db, rec.key, command))
         if len(pending) >= batch:
             flush()
     if pending:

@@ -154,7 +154,8 @@ class _SyncReader:
 @contextlib.contextmanager
 def sync_stream(conn: RedisConnection) -> Iterator[_SyncReader]:
     """The server's RDB over the replication protocol (needs SYNC permission for an ACL user)."""
-    with conn.connect() as client:
+    client = conn.connect()
+    try:
         with contextlib.suppress(ReplyError):
             client.call("REPLCONF", "rdb-only", "1")  # 7.0+: no command stream after the RDB
         client.send(("SYNC",))
@@ -171,6 +172,6 @@ def sync_stream(conn: RedisConnection) -> Iterator[_SyncReader]:
             reader = _SyncReader(client, int(line[1:]), None)
         else:
             raise SourceError("%s answered SYNC with %r, not an RDB payload" % (conn.where(), line[:40]))
-        yield reader
-        if not reader.done:
-            raise SourceError("%s: the RDB stream was not read to its end" % conn.where())
+        yield reader   # the caller checks reader.done: a payload not read to its end is no snapshot
+    finally:
+        client.close()

@@ -22,7 +22,7 @@ description:
     into the same or a newer Redis. Keys already expired are skipped. Each key is as it was when
     read; the stream is not one instant of the whole server.
   - The manifest records the server version, the keys per database and the artifact's own key
-    counts; C(redis_restore) and C(backup_verify) compare against them. It is written last: a
+    counts; C(redis_restore) and C(backup_verify) compare against them. It is written last, so a
     failed run leaves no manifest.
   - A failed C(BGSAVE) is an error that names MISCONF (the server may refuse writes until a save
     succeeds), never a silent success.

@@ -15,13 +15,13 @@ description:
   - A target that holds keys is replaced only with O(replace=true); otherwise the task fails and
     nothing is changed. With O(replace=true) the target is emptied (C(FLUSHALL)) once the artifact
     checked, then loaded.
-  - Into a running server (the default): a portable stream is loaded with C(RESTORE) (with
+  - Into a running server (the default), a portable stream is loaded with C(RESTORE) (with
     C(REPLACE) only when O(replace)); an RDB is loaded into a temporary C(redis-server) on a free
     loopback port inside the staging directory and checked there, then a target on this host
     replicates from it (C(REPLICAOF), then C(REPLICAOF NO ONE); its AOF is rewritten after the
     sync) and a remote target gets its keys copied with C(DUMP)/C(PTTL) -> C(RESTORE). The data
     survives the target's restart with C(appendonly yes).
-  - Into a server Lifeline manages (O(managed=true), an RDB backup): AOF is turned off in its
+  - Into a server Lifeline manages (O(managed=true), an RDB backup), AOF is turned off in its
     config, the O(service) is stopped, the RDB placed in the server's C(dir) owned as that
     directory and the old AOF directory set aside, the service started (it loads the RDB), AOF
     turned back on (Redis rewrites it from the loaded data) and the config rewritten. The data

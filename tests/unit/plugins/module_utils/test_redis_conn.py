@@ -31,7 +31,7 @@ def _client(payload: bytes) -> RespClient:
 
 def test_resp_reads_every_reply_kind():
     client = _client(b"+OK\r\n:-2\r\n$3\r\nabc\r\n$-1\r\n*2\r\n$1\r\na\r\n:5\r\n-ERR bad thing\r\n")
-    assert [client.read_reply() for _ in range(5)] == ["OK", -2, b"abc", None, [b"a", 5]]
+    assert [client.read_reply() for _index in range(5)] == ["OK", -2, b"abc", None, [b"a", 5]]
     err = client.read_reply()
     assert isinstance(err, ReplyError) and err.code == "ERR"
 
