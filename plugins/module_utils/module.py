@@ -11,6 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RepositoryError
 
 _S3_OPTIONS = dict(
@@ -110,6 +111,18 @@ def backup_result(module: AnsibleModule, outcome, *, require_all: bool, details=
             module.fail_json(msg=message, error=RepositoryError.__name__, **result)
         module.warn(message)
     return result
+
+
+def select_backup(module: AnsibleModule, component: str) -> tuple:
+    """(component type, catalog, entry): the backup of ``host`` that ``point`` selects, for a
+    restore module; the catalog's warnings (copies it could not read) become task warnings."""
+    p = module.params
+    ctype = components.get(component)
+    catalog = config.catalog(p)
+    entry = catalog.select(site=p["site"], host=config.host_name(p), component=ctype.name, point=p["point"])
+    for warning in catalog.warnings:
+        module.warn(warning)
+    return ctype, catalog, entry
 
 
 def fail(module: AnsibleModule, exc: LifelineError, **result) -> None:

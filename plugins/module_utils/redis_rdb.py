@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import tempfile
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import DependencyError, IntegrityError
-from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
+from ansible_collections.lifeline.dr.plugins.module_utils.pipe_check import PipeCheck
 
 RDB_MAGIC = b"REDIS"
 HEADER_LEN = 9
@@ -38,48 +36,30 @@ def check_tool() -> str:
     return exe
 
 
-class RdbCheck(Check):
-    """Feeds the stream to ``redis-check-rdb /dev/stdin``; ``close()`` returns a detail and
-    ``counts`` ({"keys", "expires", "already_expired"}) or raises IntegrityError. ``abort()``
-    ends the process on every outcome (idempotent)."""
+class RdbCheck(PipeCheck):
+    """Feeds the stream to ``redis-check-rdb /dev/stdin``; ``close()`` returns a detail and sets
+    ``counts`` ({"keys", "expires", "already_expired"}) or raises IntegrityError."""
 
     def __init__(self, what: str) -> None:
+        super().__init__([check_tool(), "/dev/stdin"], what)
         self.what = what
         self.counts: dict = {}
         self.version = 0
         self._head = b""
-        self._out = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        try:
-            self._proc = subprocess.Popen([check_tool(), "/dev/stdin"], stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                          stdout=self._out, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            self._out.close()
-            raise DependencyError("cannot run redis-check-rdb to check %s: %s" % (what, exc.strerror)) from None
-        self._open = True
 
     def write(self, data: bytes) -> None:
         if len(self._head) < HEADER_LEN:
             self._head += data[:HEADER_LEN - len(self._head)]
             if len(self._head) == HEADER_LEN:
                 self.version = check_header(self._head, self.what)
-        if self._open and data:
-            try:
-                self._proc.stdin.write(data)
-            except BrokenPipeError:
-                self._open = False  # it stopped at an error: close() reports it
+        super().write(data)
 
     def close(self) -> str:
         try:
             self.version = check_header(self._head, self.what)
-            try:
-                self._proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            code = self._proc.wait()
-            self._out.seek(0)
-            report = self._out.read()
         finally:
-            self.abort()
+            code, out, err = self.finish()
+        report = out + err
         if code != 0 or b"RDB looks OK" not in report:
             found = _ERROR_RE.findall(report)
             cause = b"; ".join(found[-2:]).decode("utf-8", "replace") or "exit %d" % code
@@ -88,18 +68,6 @@ class RdbCheck(Check):
             self.counts[name.decode().replace(" ", "_").replace("_read", "")] = int(number)
         return "RDB version %d, %d keys (%d with a TTL), checksum OK" % (
             self.version, self.counts.get("keys", 0), self.counts.get("expires", 0))
-
-    def abort(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.wait()
-        self._out.close()
 
 
 def check_file(path: str, what: str) -> RdbCheck:

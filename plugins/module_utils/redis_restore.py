@@ -91,6 +91,9 @@ class RedisRestore(RestoreJob):
         art = self.artifact()
         with redis_step("reading %s" % self.conn.where()), self.conn.connect() as client:
             version = client.info("server").get("redis_version", "")
+            if client.info("replication").get("role") == "slave":
+                raise RestoreError("%s is a replica (REPLICAOF); restore into its master, or run "
+                                   "REPLICAOF NO ONE first" % self.conn.where())
             keyspace = client.keyspace()
             settings = {name: client.config_get(name) for name in ("dir", "dbfilename", "appendonly", "appenddirname")}
         source = str(self.manifest.tools.get("redis_server", ""))
@@ -122,7 +125,10 @@ class RedisRestore(RestoreJob):
         path = self.fetch(art, staging, name="dump.rdb" if art.kind == "rdb" else "keys.llrp")
         with redis_step("checking the staged %s" % what):
             if art.kind == "rdb":
-                self.phases.timed("check", check_file, path, what)
+                counted = self.phases.timed("check", check_file, path, what).counts.get("keys")
+                if isinstance(art.meta.get("keys"), int) and counted != art.meta["keys"]:
+                    raise RestoreError("the staged %s holds %s keys, its manifest records %d"
+                                       % (what, counted, art.meta["keys"]))
             else:
                 self.phases.timed("check", validate_file, path, what=what)
         if plan["action"] == RestoreAction.REPLACE.value and before_replace is not None:
@@ -150,29 +156,26 @@ class RedisRestore(RestoreJob):
 
     # ---- an RDB into a running server: through a temporary server ----
     def _rdb_into_running(self, plan: dict, staging: Staging, path: str) -> dict:
-        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path), "repl-diskless-sync-delay": "0"})
+        if self.conn.is_local():
+            # The target can reach this host's loopback: it loads the snapshot itself by
+            # replication from Lifeline (replacing everything it held, at C speed).
+            with self.guard.shielded(), redis_step("replicating the snapshot into %s" % self.conn.where()):
+                self.phases.timed("replicate", replicate_into, self.conn, path, timeout=self.opts.timeout)
+            return {"replicated": True}
+        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path)})
         with redis_step("loading the RDB into a temporary redis-server"):
             self.phases.timed("load", temp.start, timeout=self.opts.timeout)
         try:
             with redis_step("checking the temporary server"), temp.conn.connect() as source:
-                loaded = source.keyspace()
-                verify_restored(self.artifact().meta, loaded, what="the RDB as loaded")
+                verify_restored(self.artifact().meta, source.keyspace(), what="the RDB as loaded")
             with self.guard.shielded():
-                if self.conn.is_local():
-                    # The target can reach the temporary server: let Redis load the snapshot by
-                    # replication (it replaces everything the target held, at C speed).
-                    with redis_step("replicating the snapshot into %s" % self.conn.where()):
-                        self.phases.timed("replicate", replicate_into, self.conn, temp, timeout=self.opts.timeout)
-                    result = {"replicated": True}
-                else:
-                    self._flush_if_replacing(plan)
-                    with redis_step("copying the keys into %s" % self.conn.where()), \
-                            temp.conn.connect() as source, self.conn.connect() as client:
-                        result = self.phases.timed("copy", import_records, client, export_records(source),
-                                                   replace=self.opts.replace)
+                self._flush_if_replacing(plan)
+                with redis_step("copying the keys into %s" % self.conn.where()), \
+                        temp.conn.connect() as source, self.conn.connect() as client:
+                    return self.phases.timed("copy", import_records, client, export_records(source),
+                                             replace=self.opts.replace)
         finally:
             temp.stop()
-        return result
 
     # ---- a managed server: stop, place, start with AOF off, AOF back on ----
     def _managed(self, plan: dict, path: str) -> dict:

@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """redis-server processes a restore starts or controls.
 
-``TempRedis``: a private server on a free loopback port whose directory is the restore's own
-0700 staging directory; it loads a staged RDB so its keys can be copied into a running server
-Lifeline does not manage. Its password is random and lives in its 0600 config file, never in
+``replicate_into``: Lifeline as a one-shot master that a running server on this host loads a
+staged RDB from. ``TempRedis``: a private server on a free loopback port whose directory is the
+restore's own 0700 staging directory; it loads a staged RDB so its keys can be copied into a
+running server elsewhere. Its password is random and lives in its 0600 config file, never in
 argv. ``ServiceControl``: how a restore stops and starts a server it manages (systemd here; the
 tests give their own).
 """
@@ -21,7 +22,7 @@ import subprocess
 import time
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import DependencyError, SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError, RespClient
 
 
 def free_port() -> int:
@@ -119,20 +120,57 @@ class TempRedis:
         self.stop()
 
 
-def replicate_into(target: RedisConnection, source: "TempRedis", *, timeout: float) -> None:
-    """Make ``target`` a replica of ``source`` until it holds a full copy, then a master again.
+def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> None:
+    """Answer a replica's handshake as a master does, then send the RDB as a full resync."""
+    while True:
+        command = replica.read_reply()
+        if not isinstance(command, list) or not command:
+            raise SourceError("the target sent %r during the replication handshake" % (command,))
+        name = command[0].upper()
+        if name == b"PING":
+            replica.send_raw(b"+PONG\r\n")
+        elif name == b"AUTH":
+            ok = secrets.compare_digest(command[-1], password.encode())
+            replica.send_raw(b"+OK\r\n" if ok else b"-WRONGPASS invalid password\r\n")
+        elif name == b"REPLCONF":
+            replica.send_raw(b"+OK\r\n")
+        elif name in (b"PSYNC", b"SYNC"):
+            with open(rdb_path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                replica.send_raw(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (secrets.token_hex(20).encode(), size))
+                replica.sock.sendfile(fh)
+            return
+        else:
+            replica.send_raw(b"-ERR unexpected during the handshake\r\n")
 
-    Redis itself loads the snapshot (at C speed) and, with AOF on, rewrites the target's AOF after
-    the sync. The target's ``masterauth``/``masteruser`` are set for the sync and put back; a
-    failure ends the replication before it is raised.
+
+def replicate_into(target: RedisConnection, rdb_path: str, *, timeout: float) -> None:
+    """Load ``rdb_path`` into the running ``target`` by replication: Lifeline listens on a
+    loopback port as a one-shot master, ``REPLICAOF`` points the target at it, and the target
+    loads the snapshot itself (at C speed, replacing all it held; with AOF on it rewrites its AOF
+    after the sync, which is waited for). ``masterauth``/``masteruser`` are set for the sync (a
+    random password) and put back; ``REPLICAOF NO ONE`` ends it however it ends.
     """
-    with target.connect() as client:
+    password = secrets.token_hex(16)
+    with socket.socket() as listener, target.connect() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(min(timeout, 60))
         saved = {name: client.config_get(name) for name in ("masterauth", "masteruser")}
+        replica = None
         try:
-            client.call("CONFIG", "SET", "masterauth", source.password)
+            client.call("CONFIG", "SET", "masterauth", password)
             if saved["masteruser"] is not None:
                 client.call("CONFIG", "SET", "masteruser", "")
-            client.call("REPLICAOF", "127.0.0.1", source.port)
+            client.call("REPLICAOF", "127.0.0.1", listener.getsockname()[1])
+            try:
+                sock, _peer = listener.accept()
+            except OSError:
+                raise SourceError("%s did not connect to the replication port on 127.0.0.1; is it on "
+                                  "another host or in a container?" % target.where()) from None
+            sock.settimeout(timeout)
+            replica = RespClient(sock, "the target's replication link")
+            _serve_handshake(replica, password, rdb_path)
             deadline = time.monotonic() + timeout
             while True:
                 repl, pers = client.info("replication"), client.info("persistence")
@@ -141,14 +179,15 @@ def replicate_into(target: RedisConnection, source: "TempRedis", *, timeout: flo
                         and pers.get("aof_rewrite_scheduled") == "0"):
                     break
                 if time.monotonic() > deadline:
-                    raise SourceError("%s did not finish syncing from the temporary server in time"
-                                      % target.where())
+                    raise SourceError("%s did not finish loading the snapshot in time" % target.where())
                 time.sleep(0.02)
         finally:
             client.call("REPLICAOF", "NO", "ONE")
             for name, value in saved.items():
                 if value is not None:
                     client.call("CONFIG", "SET", name, value)
+            if replica is not None:
+                replica.close()
 
 
 class ServiceControl(abc.ABC):

@@ -199,23 +199,20 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils import config
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     encryption_spec,
     merge,
     redis_spec,
     repository_spec,
     run,
+    select_backup,
 )
 
 
 def restore(module: AnsibleModule) -> dict:
     p = module.params
-    redis = components.get("redis")
-    catalog = config.catalog(p)
-    entry = catalog.select(site=p["site"], host=config.host_name(p), component=redis.name, point=p["point"])
-    for warning in catalog.warnings:
-        module.warn(warning)
+    redis, _catalog, entry = select_backup(module, "redis")
     job = redis.restore(entry, config.codec(p), p)
     if module.check_mode:
         return {"changed": True, "plan": job.plan(), "backup_id": entry.manifest.backup_id,

@@ -116,8 +116,39 @@ def test_round_trip_into_running_server_keeps_every_type_and_ttl_and_drops_expir
     time.sleep(max(0.0, filled + SHORT_MS / 1000 + 0.1 - time.monotonic()))   # "short" has expired
     report = restore_job(redis_params, target).run()
     assert report["verified"] is True and report["action"] == "create"
-    assert report["keys"] == 12
+    # A snapshot loaded by replication may hold the expired key until Redis reclaims it; no read
+    # ever returns it (and a key copied with RESTORE is never written at all).
+    assert report["keys"] == 12 or (report.get("replicated") and report["keys"] == 13)
+    with target.client() as c:
+        assert c.call("EXISTS", "short") == 0 and c.call("GET", "short") is None
     assert_same_data(before, target, short_expired=True)
+
+
+def _non_loopback_ipv4() -> str | None:
+    import subprocess  # pylint: disable=import-outside-toplevel
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout.split()
+    return next((a for a in out if "." in a and not a.startswith("127.")), None)
+
+
+def test_rdb_restore_into_a_server_elsewhere_copies_keys_through_a_temporary_server(redis_factory, redis_params):
+    address = _non_loopback_ipv4()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address to reach a server 'elsewhere' by")
+    source, target = redis_factory(), redis_factory(config={"bind": "127.0.0.1 " + address})
+    fill(source)
+    before = contents(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "stale", "replaced")
+    p = dict(redis_params, login_host=address, port=target.port, login_password=target.password)
+    entry = config.catalog(p).select(site="it", host="src", component="redis", point="latest")
+    report = RedisRestore(entry, config.codec(p), RedisConnection.from_params(p), RedisRestoreOptions(
+        replace=True, staging_dir=os.path.join(p["state_dir"], "staging"), state_dir=p["state_dir"])).run()
+    assert "replicated" not in report and report["restored"] >= 12 and set(report["phases"]) >= {"load", "copy"}
+    assert report["verified"] is True
+    assert_same_data(before, target)
+    with target.client() as c:
+        assert c.call("EXISTS", "stale") == 0
 
 
 def test_replication_backup_reads_a_disk_based_sync_too(redis_factory, redis_params):
