@@ -41,7 +41,6 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import (
     RedisRestoreOptions,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import wait_ready  # noqa: E402
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_snapshot import bgsave  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.repository import LocalRepository  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.signing import (  # noqa: E402
     Signer,
@@ -98,8 +97,11 @@ def main() -> None:
         populate(src, args.keys)
 
         def baseline():
+            # What an operator scripts: BGSAVE, poll until it is done, copy the file.
             with src.client() as c:
-                bgsave(c)
+                c.call("BGSAVE")
+                while c.info("persistence")["rdb_bgsave_in_progress"] != "0":
+                    time.sleep(0.05)
             shutil.copyfile(os.path.join(src.dir, "dump.rdb"), os.path.join(work, "copy.rdb"))
 
         def backup(fmt: Format, codec: Codec):

@@ -22,15 +22,25 @@ from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
 class PipeCheck(Check):
     def __init__(self, argv: Sequence[str], name: str) -> None:
         self.name = name
+        self._argv = list(argv)
+        self._start()
+
+    def _start(self) -> None:
         self._out = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
         self._err = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+        self._proc = None
         try:
-            self._proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
+            self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
                                           stdout=self._out, stderr=self._err)
         except OSError as exc:
             self.abort()
-            raise IntegrityError("cannot run %s to check %s: %s" % (argv[0], name, exc.strerror)) from None
+            raise IntegrityError("cannot run %s to check %s: %s" % (self._argv[0], self.name, exc.strerror)) from None
         self._open = True
+
+    def reset(self) -> None:
+        """The fetch starts over from another copy: so does the tool."""
+        self.abort()
+        self._start()
 
     def write(self, data: bytes) -> None:
         if self._open and data:

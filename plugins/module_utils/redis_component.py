@@ -30,6 +30,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_snapshot import 
     bgsave,
     check_headroom,
     dump_path,
+    save_identity,
     sync_stream,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
@@ -76,20 +77,21 @@ class _RdbSource(Source):
         the file between the two (the counts would not be those of our save)."""
         for _attempt in range(3):
             saved = bgsave(client, timeout=self.comp.timeout)
+            lastsave = saved[0]
             path = dump_path(client, self.comp.conn)
             if path is None:
                 raise SourceError("%s: its RDB file is not readable on this host; use method "
                                   "replication or run the backup as a user that can read it" % client.where)
             fh = open(path, "rb")  # pylint: disable=consider-using-with
             info = os.fstat(fh.fileno())
-            if abs(info.st_mtime - saved) > 5:
+            if abs(info.st_mtime - lastsave) > 5:
                 fh.close()   # a server in a container: the same path here is another file
                 raise SourceError("%s: %s was not written by the BGSAVE just run (its time differs "
                                   "from LASTSAVE); is the server in a container? use method replication"
                                   % (client.where, path))
-            if int(client.call("LASTSAVE")) == saved:
+            if save_identity(client) == saved:
                 self.size_hint = info.st_size
-                return fh, saved
+                return fh, lastsave
             fh.close()
         raise SourceError("%s saves so often that its RDB file changed three times while being "
                           "opened; retry or use method replication" % client.where)

@@ -54,6 +54,10 @@ class RdbCheck(PipeCheck):
                 self.version = check_header(self._head, self.what)
         super().write(data)
 
+    def reset(self) -> None:
+        self._head = b""
+        super().reset()
+
     def close(self) -> str:
         try:
             self.version = check_header(self._head, self.what)

@@ -33,7 +33,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_checks import ve
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import export_records, import_records
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import read_file, validate_file
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import check_file
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import RdbCheck
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import (
     ServiceControl,
     TempRedis,
@@ -122,14 +122,11 @@ class RedisRestore(RestoreJob):
     def apply(self, plan: dict, staging: Staging, before_replace: Callable | None) -> dict:
         art = self.artifact()
         what = "backup %s (%s)" % (self.manifest.backup_id, art.name)
-        path = self.fetch(art, staging, name="dump.rdb" if art.kind == "rdb" else "keys.llrp")
-        with redis_step("checking the staged %s" % what):
-            if art.kind == "rdb":
-                counted = self.phases.timed("check", check_file, path, what).counts.get("keys")
-                if isinstance(art.meta.get("keys"), int) and counted != art.meta["keys"]:
-                    raise RestoreError("the staged %s holds %s keys, its manifest records %d"
-                                       % (what, counted, art.meta["keys"]))
-            else:
+        if art.kind == "rdb":
+            path = self._fetch_rdb(art, staging, what)
+        else:
+            path = self.fetch(art, staging, name="keys.llrp")
+            with redis_step("checking the staged %s" % what):
                 self.phases.timed("check", validate_file, path, what=what)
         if plan["action"] == RestoreAction.REPLACE.value and before_replace is not None:
             before_replace(["redis"])
@@ -148,6 +145,20 @@ class RedisRestore(RestoreJob):
         result.update(verify_restored(art.meta, keyspace, what="the restored %s" % self.conn.where()))
         result.update(format=plan["format"], mode=plan["mode"], action=plan["action"])
         return result
+
+    def _fetch_rdb(self, art, staging: Staging, what: str) -> str:
+        """Stage the RDB with redis-check-rdb reading it as it arrives; refuse it unless the check
+        passes and counts the keys the manifest records."""
+        check = RdbCheck(what)
+        try:
+            path = self.fetch(art, staging, name="dump.rdb", also=check)
+            self.phases.timed("check", check.close)
+        finally:
+            check.abort()
+        if isinstance(art.meta.get("keys"), int) and check.counts.get("keys") != art.meta["keys"]:
+            raise RestoreError("the staged %s holds %s keys, its manifest records %d"
+                               % (what, check.counts.get("keys"), art.meta["keys"]))
+        return path
 
     def _flush_if_replacing(self, plan: dict) -> None:
         if plan["target_keys"]:

@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Taking an RDB snapshot consistently: BGSAVE and wait, or the replication protocol.
 
-BGSAVE: check the fork's memory headroom, wait out a save already running, make sure LASTSAVE
-can move (it counts seconds), BGSAVE, poll until ``rdb_bgsave_in_progress:0``, then require
-``rdb_last_bgsave_status:ok`` and a LASTSAVE (and ``rdb_saves``) that moved. A failed save is an
+BGSAVE: check the fork's memory headroom, wait out a save already running, BGSAVE, poll until
+``rdb_bgsave_in_progress:0``, then require ``rdb_last_bgsave_status:ok`` and proof that this
+save ran: the save counter ``rdb_saves`` moved (7.0+), or else LASTSAVE moved. A failed save is an
 error that says writes may now be refused (MISCONF). Only the RDB file is read, never a live
 ``appendonlydir``.
 
@@ -85,14 +85,19 @@ def _wait_idle(client: RespClient, deadline: float) -> dict:
         time.sleep(POLL)
 
 
-def bgsave(client: RespClient, *, timeout: float = 3600.0) -> int:
-    """Run a BGSAVE to its end; returns the LASTSAVE it set (Unix seconds)."""
+def bgsave(client: RespClient, *, timeout: float = 3600.0) -> tuple:
+    """Run a BGSAVE to its end; returns (LASTSAVE, rdb_saves) after it, the save's identity.
+
+    Proof that this save happened: the server's save counter ``rdb_saves`` (Redis 7.0+) moved,
+    or, on older servers that lack it, LASTSAVE moved (then a save never starts in the second
+    of the previous one, since LASTSAVE counts seconds)."""
     deadline = time.monotonic() + timeout
     before = _wait_idle(client, deadline)
     last = int(client.call("LASTSAVE"))
-    while int(client.call("TIME")[0]) <= last:   # LASTSAVE counts seconds: let it move
-        time.sleep(POLL)
     saves = before.get("rdb_saves")
+    if saves is None:
+        while int(client.call("TIME")[0]) <= last:
+            time.sleep(POLL)
     while True:
         try:
             client.call("BGSAVE")
@@ -105,10 +110,15 @@ def bgsave(client: RespClient, *, timeout: float = 3600.0) -> int:
     if info.get("rdb_last_bgsave_status") != "ok":
         raise _save_failed(client, info)
     now = int(client.call("LASTSAVE"))
-    if now <= last or (saves is not None and info.get("rdb_saves") == saves):
-        raise SourceError("%s: BGSAVE finished but LASTSAVE did not move; another process may be "
-                          "managing saves" % client.where)
-    return now
+    if now < last or (now == last if saves is None else info.get("rdb_saves") == saves):
+        raise SourceError("%s: BGSAVE finished but LASTSAVE and the save counter did not move; "
+                          "another process may be managing saves" % client.where)
+    return now, info.get("rdb_saves")
+
+
+def save_identity(client: RespClient) -> tuple:
+    """(LASTSAVE, rdb_saves) now: equal to what ``bgsave`` returned while no other save ran."""
+    return int(client.call("LASTSAVE")), _persistence(client).get("rdb_saves")
 
 
 def dump_path(client: RespClient, conn: RedisConnection) -> str | None:

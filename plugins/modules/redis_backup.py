@@ -11,8 +11,8 @@ version_added: 0.2.0
 description:
   - With O(format=rdb) (the default) takes a consistent point-in-time RDB snapshot. On a server
     whose files are on this host it checks that the fork has memory headroom, runs C(BGSAVE),
-    waits until C(rdb_bgsave_in_progress:0) with C(rdb_last_bgsave_status:ok) and a LASTSAVE that
-    moved, and streams the C(dump.rdb) it wrote. Otherwise (or with O(method=replication)) it
+    waits until C(rdb_bgsave_in_progress:0) with C(rdb_last_bgsave_status:ok) and a save counter
+    C(rdb_saves) (or, before Redis 7, LASTSAVE) that moved, and streams the C(dump.rdb) it wrote. Otherwise (or with O(method=replication)) it
     fetches the RDB over the replication protocol as C(redis-cli --rdb) does. The live
     C(appendonlydir) is never read.
   - The RDB is checked by C(redis-check-rdb) (every record and the CRC64 trailer) while it streams

@@ -285,6 +285,23 @@ def test_restore_refuses_truncated_artifact_and_changes_nothing(redis_factory, r
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}}
 
 
+def test_restore_falls_back_to_an_intact_copy_and_checks_that_copy_afresh(redis_factory, redis_params, tmp_path):
+    source, target = redis_factory(), redis_factory()
+    fill(source)
+    params = dict(redis_params, repositories=[{"name": "bad", "path": str(tmp_path / "bad")},
+                                              {"name": "good", "path": str(tmp_path / "good")}])
+    outcome = backup(params, source)
+    art = outcome.manifest.artifacts[0]
+    with open(os.path.join(str(tmp_path / "bad"), outcome.manifest.prefix, art.name), "r+b") as fh:
+        fh.seek(art.size - 100)   # near the end: redis-check-rdb has read almost all of it
+        byte = fh.read(1)
+        fh.seek(art.size - 100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    report = restore_job(params, target).run()
+    assert report["served_by"] == ["good"] and report["verified"] is True
+    assert any("bad" in w for w in report["warnings"])
+
+
 class _Forged(Component):
     """A signed backup whose content is damaged at the source: only the format checks catch it."""
 
