@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql postgresql-client redis-server pgbackrest rsync zstd age
-              tar acl attr restic  # files (issue 7): tar/acl/attr for the tests, restic for the benchmark
+              tar acl attr restic  # tar/acl/attr: files tests; restic: the files benchmark
               podman runc debootstrap python3-venv python3-pip make git)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

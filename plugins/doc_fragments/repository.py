@@ -193,7 +193,6 @@ options:
     type: path
 """
 
-    # ---- secrets (issue 7): options every *_backup module shares (module.py backup_spec) ----
     BACKUP = r"""
 options:
   lock_timeout:
@@ -207,4 +206,30 @@ options:
     type: bool
     default: true
 """
-    # ---- end secrets ----
+    REDIS = r"""
+options:
+  login_host:
+    description:
+      - Redis host. A loopback address means the server runs on this host, so a backup reads its
+        RDB file directly (C(redis_backup) with C(method=auto)); any other address is reached over the network.
+      - The playbooks map C(lifeline_redis_host) here.
+    type: str
+    default: 127.0.0.1
+  port:
+    description: Redis port (C(lifeline_redis_port)).
+    type: int
+    default: 6379
+    aliases: [login_port]
+  login_user:
+    description: ACL user name (C(lifeline_redis_username)); empty logs in with the password alone (C(requirepass)).
+    type: str
+  login_password:
+    description:
+      - Password (C(lifeline_redis_password)). Sent in an C(AUTH) command over the connection, never
+        on a command line, in an environment or in a log.
+    type: str
+  connect_timeout:
+    description: Seconds to wait for the server to connect or answer one reply.
+    type: int
+    default: 30
+"""

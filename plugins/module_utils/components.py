@@ -61,7 +61,6 @@ def _postgres() -> ComponentType:
     return ComponentType("postgres", backup, lambda p, m: check_for(config.pg_connection(p), m), restore)
 
 
-# ---- secrets (issue 7) ----
 def _secrets() -> ComponentType:
     # pylint: disable=import-outside-toplevel
     from ansible_collections.lifeline.dr.plugins.module_utils.secrets_backup import SecretsComponent
@@ -81,10 +80,8 @@ def _secrets() -> ComponentType:
             staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p)))
 
     return ComponentType("secrets", backup, lambda p, m: check_for(m), restore)
-# ---- end secrets ----
 
 
-# ---- files (issue 7) ----
 def _files() -> ComponentType:
     # pylint: disable=import-outside-toplevel
     from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import FilesComponent, Level
@@ -108,13 +105,35 @@ def _files() -> ComponentType:
             rsync_target=p.get("rsync_target") or None))
 
     return ComponentType("files", backup, lambda _p, _m: check_for, restore)
-# ---- end files ----
+
+
+def _redis() -> ComponentType:
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils.redis_checks import check_for as redis_check_for
+    from ansible_collections.lifeline.dr.plugins.module_utils.redis_component import Format, Method, RedisComponent
+    from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
+    from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
+    from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import SystemdService
+
+    def backup(p: dict) -> Component:
+        return RedisComponent(RedisConnection.from_params(p), fmt=Format(p.get("format") or "rdb"),
+                              method=Method(p.get("method") or "auto"), timeout=float(p.get("timeout") or 3600))
+
+    def restore(entry: Entry, codec: Codec, p: dict):
+        service = SystemdService(p.get("service") or "redis-server") if p.get("managed") else None
+        return RedisRestore(entry, codec, RedisConnection.from_params(p), RedisRestoreOptions(
+            replace=bool(p.get("replace")), service=service,
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
+            timeout=float(p.get("timeout") or 3600)))
+
+    return ComponentType("redis", backup, lambda p, m: redis_check_for(m), restore)
 
 
 _FACTORIES: dict[str, Callable[[], ComponentType]] = {
     "postgres": _postgres,
-    "secrets": _secrets,  # secrets (issue 7)
-    "files": _files,  # issue 7
+    "secrets": _secrets,
+    "files": _files,
+    "redis": _redis,
 }
 
 

@@ -11,6 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError
 
 _S3_OPTIONS = dict(
@@ -74,11 +75,33 @@ def postgres_spec() -> dict:
     )
 
 
+def redis_spec() -> dict:
+    return dict(
+        login_host=dict(type="str", default="127.0.0.1"),
+        port=dict(type="int", default=6379, aliases=["login_port"]),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True),
+        connect_timeout=dict(type="int", default=30),
+    )
+
+
 def merge(*specs: dict) -> dict:
     out: dict = {}
     for spec in specs:
         out.update(spec)
     return out
+
+
+def select_backup(module: AnsibleModule, component: str) -> tuple:
+    """(component type, catalog, entry): the backup of ``host`` that ``point`` selects, for a
+    restore module; the catalog's warnings (copies it could not read) become task warnings."""
+    p = module.params
+    ctype = components.get(component)
+    catalog = config.catalog(p)
+    entry = catalog.select(site=p["site"], host=config.host_name(p), component=ctype.name, point=p["point"])
+    for warning in catalog.warnings:
+        module.warn(warning)
+    return ctype, catalog, entry
 
 
 def fail(module: AnsibleModule, exc: LifelineError, **result) -> None:
@@ -98,7 +121,6 @@ def run(module: AnsibleModule, func, **result) -> None:
     module.exit_json(**result)
 
 
-# ---- secrets (issue 7): what every *_backup module shares (postgres_backup, secrets_backup) ----
 def backup_spec() -> dict:
     """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
     return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True))
@@ -109,17 +131,21 @@ BACKUP_FAILED = dict(changed=False, backup_id=None, status="failed", stored_in=[
                      plan=[], message="")
 
 
-def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key: str) -> dict:
+def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key: str | None = None,
+                  details=None) -> dict:
     """``outcome`` (backup.Outcome) as a module result, each artifact with its ``meta_key``
-    (e.g. ``path``); fails the task (keeping what was stored) when a repository was left out
-    and ``require_all``, else warns."""
+    (e.g. ``path``) and ``details(manifest)`` for the component's own keys; fails the task
+    (keeping what was stored) when a repository was left out and ``require_all``, else warns."""
     result = outcome.to_dict()
     result["changed"] = True
     if outcome.manifest:
         m = outcome.manifest
         result.update(consistent_at=m.consistent_at, artifacts=[
-            {"name": a.name, "size": a.size, "plain_size": a.plain_size, meta_key: a.meta.get(meta_key)}
+            dict({"name": a.name, "size": a.size, "plain_size": a.plain_size},
+                 **({meta_key: a.meta.get(meta_key)} if meta_key else {}))
             for a in m.artifacts])
+        if details is not None:
+            result.update(details(m))
     if outcome.failed:  # partial, or a repository check mode could not reach
         message = outcome.message or ("check mode: the backup would be stored in %s only; unreachable: %s" % (
             ", ".join(outcome.stored_in), "; ".join("%s: %s" % kv for kv in outcome.failed.items())))
@@ -128,4 +154,3 @@ def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key
             module.fail_json(msg=message, error="RepositoryError", **result)
         module.warn(message)
     return result
-# ---- end secrets ----

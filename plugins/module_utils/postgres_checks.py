@@ -6,8 +6,6 @@ pg_restore can read, the globals a pg_dumpall script), and a restore's check of 
 against what its manifest recorded."""
 from __future__ import annotations
 
-import subprocess
-import tempfile
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
@@ -17,63 +15,24 @@ from ansible_collections.lifeline.dr.plugins.module_utils.postgres import (
     count_rows,
     tail,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.pipe_check import PipeCheck
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import Check
 
 
-class ArchiveListCheck(Check):
+class ArchiveListCheck(PipeCheck):
     """Feeds the plaintext to ``pg_restore --list``; it reads the table of contents and stops,
-    after which the rest is read (and so hash-checked) and discarded. ``abort()`` (after a
-    failed fetch, or after ``close()``) ends the process and frees its files on every outcome."""
+    after which the rest is read (and so hash-checked) and discarded."""
 
     def __init__(self, pg_restore: str, name: str) -> None:
-        self.name = name
-        self._out = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        self._err = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
-        try:
-            self._proc = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE,  # pylint: disable=consider-using-with
-                                          stdout=self._out, stderr=self._err)
-        except OSError as exc:
-            self.abort()
-            raise IntegrityError("cannot run %s to check %s: %s" % (pg_restore, name, exc.strerror)) from None
-        self._open = True
-
-    def write(self, data: bytes) -> None:
-        if self._open and data:
-            try:
-                self._proc.stdin.write(data)
-            except BrokenPipeError:
-                self._open = False
+        super().__init__([pg_restore, "--list"], name)
 
     def close(self) -> str:
-        try:
-            try:
-                self._proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            code = self._proc.wait()
-            self._out.seek(0)
-            self._err.seek(0)
-            entries = [line for line in self._out.read().decode("utf-8", "replace").splitlines()
-                       if line and not line.startswith(";")]
-            if code != 0:
-                raise IntegrityError("pg_restore --list rejects %s: %s" % (self.name, tail(self._err.read())))
-        finally:
-            self.abort()
+        code, out, err = self.finish()
+        if code != 0:
+            raise IntegrityError("pg_restore --list rejects %s: %s" % (self.name, tail(err)))
+        entries = [line for line in out.decode("utf-8", "replace").splitlines() if line and not line.startswith(";")]
         # An empty database (a fresh "postgres") gives a valid archive with no entries.
         return "%d archive entries" % len(entries)
-
-    def abort(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        if proc is not None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.wait()
-        self._out.close()
-        self._err.close()
 
 
 class GlobalsCheck(Check):

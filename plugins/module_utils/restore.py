@@ -27,7 +27,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.locking import Lock
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact
-from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, fetch_artifact
+from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec, Sink, fetch_artifact
 from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import parse_time, utcnow
 
 
@@ -119,6 +119,19 @@ def step(what: str, errors: Sequence[type] = ()) -> Iterator[None]:
         raise RestoreError("%s failed: %s" % (what, cause_of(exc))) from None
 
 
+class _Both(Sink):
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def write(self, data: bytes) -> None:
+        for sink in self.sinks:
+            sink.write(data)
+
+    def reset(self) -> None:
+        for sink in self.sinks:
+            sink.reset()
+
+
 _LOCK_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -161,15 +174,16 @@ class RestoreJob(abc.ABC):
 
     # ---- shared ----
     def fetch(self, art: Artifact, staging: staging_mod.Staging, name: str | None = None, *,
-              entry: Entry | None = None) -> str:
+              entry: Entry | None = None, also: Sink | None = None) -> str:
         """Stage one artifact (first intact copy, size+sha256+AEAD checked); returns its path.
-        ``entry`` is another backup of the chain (an incremental's parent); default: this one."""
+        ``entry`` is another backup of the chain (an incremental's parent); default: this one.
+        ``also`` (a content check) sees the same plaintext as it is staged."""
         entry = entry or self.entry
         sink = staging.create(name or art.name)
         try:
             self.served_by.add(self.phases.timed(
-                "fetch", fetch_artifact, entry.manifest, art, entry.repositories, self.codec, sink,
-                warnings=self.warnings))
+                "fetch", fetch_artifact, entry.manifest, art, entry.repositories, self.codec,
+                sink if also is None else _Both(sink, also), warnings=self.warnings))
         finally:
             sink.close()
         return sink.path

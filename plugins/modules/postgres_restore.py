@@ -285,7 +285,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils import config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import SAFETY_LABEL
 from ansible_collections.lifeline.dr.plugins.module_utils.module import (
@@ -294,18 +294,14 @@ from ansible_collections.lifeline.dr.plugins.module_utils.module import (
     postgres_spec,
     repository_spec,
     run,
+    select_backup,
 )
 
 
 def restore(module: AnsibleModule) -> dict:
     p = module.params
-    postgres = components.get("postgres")
-    catalog = config.catalog(p)
+    postgres, catalog, entry = select_backup(module, "postgres")
     codec = config.codec(p)
-    entry = catalog.select(site=p["site"], host=config.host_name(p), component=postgres.name,
-                           point=p["point"])
-    for warning in catalog.warnings:
-        module.warn(warning)
     job = postgres.restore(entry, codec, p)
     signer = config.signer(p) if p["safety_backup"] else None  # fail before anything changes
     if module.check_mode:

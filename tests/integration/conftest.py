@@ -165,10 +165,35 @@ def closed_s3():
             "connect_timeout": 1, "read_timeout": 2, "max_attempts": 1}
 
 
+@pytest.fixture
+def redis_factory():
+    """Starts throwaway real redis-servers (tests/lib/redis_server.py); stops and removes them all."""
+    from redis_server import RedisServer  # pylint: disable=import-outside-toplevel
+    started: list = []
+
+    def new(**kwargs) -> RedisServer:
+        server = RedisServer(**kwargs)
+        started.append(server)
+        return server.start()
+
+    yield new
+    for server in started:
+        server.cleanup()
+
+
+@pytest.fixture
+def redis_params(tmp_path, age_keys) -> dict:
+    """Module-style parameters of the redis tests: a local repository, age, signing; the server's
+    own options (login_host, port, login_password) are added per test."""
+    identity, recipient = age_keys
+    return {"repositories": [{"name": "local", "path": str(tmp_path / "repo")}], "recipients": [recipient],
+            "identity": identity, "state_dir": str(tmp_path / "state"), "site": "it", "host": "src",
+            **keys.signing_params()}
+
+
 __all__ = ["lifeline_it"]
 
 
-# ---- files (issue 7) ----
 @pytest.fixture
 def files_params(tmp_path, moto, bucket, age_keys) -> dict:
     """Module-style parameters of the files component: a local repository in tmp_path and an S3
@@ -180,4 +205,3 @@ def files_params(tmp_path, moto, bucket, age_keys) -> dict:
         "recipients": [recipient], "identity": identity, "site": "it", "host": "src",
         "state_dir": str(tmp_path / "state"), **keys.signing_params(),
     }
-# ---- end files ----

@@ -47,6 +47,7 @@ DATABASE = os.urandom(3 * MIB) + b"COPY t FROM stdin;\n" * 10000
 
 # --- the source test double ------------------------------------------------------------------
 
+
 class _DyingReader:
     """Hands out ``good`` bytes, then fails like a dump tool that exits non-zero mid-stream."""
 
@@ -105,6 +106,7 @@ def two_artifacts(**second) -> FakeComponent:
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 class BytesSink(Sink):
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -143,6 +145,7 @@ def state_dir(tmp_path) -> str:
 
 
 # --- a good run ------------------------------------------------------------------------------
+
 
 def test_a_backup_stores_every_artifact_and_the_manifest_in_every_repository(repos, state_dir):
     component = two_artifacts()
@@ -221,6 +224,7 @@ def test_the_status_record_is_0600_and_holds_the_outcome(repos, state_dir):
 
 # --- failing sources -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("error", [SourceError("pg_dump exited with 1: out of shared memory"),
                                    RuntimeError("a bug in the component")],
                          ids=["source-error", "unexpected-exception"])
@@ -244,6 +248,7 @@ def test_a_failed_source_is_named_in_the_status_record(repos, state_dir):
 
 
 # --- failing repositories --------------------------------------------------------------------
+
 
 def test_one_unreachable_repository_gives_a_partial_backup_in_the_other(repos, state_dir,
                                                                         unreachable_endpoint):
@@ -299,6 +304,7 @@ def test_all_repositories_unreachable_is_a_repository_error_and_a_failed_status(
 
 
 # --- check mode, locking, early refusals -----------------------------------------------------
+
 
 def test_check_mode_reports_the_plan_and_writes_nothing(repos, state_dir, unreachable_endpoint):
     component = two_artifacts()
@@ -377,8 +383,6 @@ def test_after_commit_runs_only_once_the_manifest_is_stored(repos, state_dir):
         run_backup(failing, repos, CODEC, state_dir=state_dir, signer=SIGNER, **SCOPE)
     assert len(seen) == 1  # a failed run never advances the component's state
 
-
-# --- skipped source paths (issue 7) ----------------------------------------------------------
 
 def test_skipped_source_paths_make_a_stored_backup_partial_and_are_named(repos, state_dir):
     component = two_artifacts()

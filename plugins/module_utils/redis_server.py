@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""redis-server processes a restore starts or controls.
+
+``replicate_into``: Lifeline as a one-shot master that a running server on this host loads a
+staged RDB from. ``TempRedis``: a private server on a free loopback port whose directory is the
+restore's own 0700 staging directory; it loads a staged RDB so its keys can be copied into a
+running server elsewhere. Its password is random and lives in its 0600 config file, never in
+argv. ``ServiceControl``: how a restore stops and starts a server it manages (systemd here; the
+tests give their own).
+"""
+from __future__ import annotations
+
+import abc
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import DependencyError, SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError, RespClient
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(conn: RedisConnection, *, timeout: float, alive=lambda: True) -> None:
+    """Until the server answers PING (not LOADING); SourceError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline and alive():
+        try:
+            with conn.connect() as client:
+                if client.info("persistence").get("loading") == "0":
+                    return
+                last = "still loading"
+        except SourceError as exc:
+            last = str(exc)
+        except ReplyError as exc:
+            last = exc.text
+        time.sleep(0.05)
+    raise SourceError("%s did not become ready: %s" % (conn.where(), last))
+
+
+class TempRedis:
+    """A redis-server in ``directory`` with ``config`` lines; a context manager that stops it."""
+
+    def __init__(self, directory: str, *, config: dict | None = None, password: str | None = None,
+                 port: int | None = None, binary: str = "redis-server") -> None:
+        self.dir = directory
+        self.port = port or free_port()
+        self.password = password if password is not None else secrets.token_hex(16)
+        self.binary = binary
+        self.config = {"bind": "127.0.0.1", "port": str(self.port), "dir": directory, "save": '""',
+                       "appendonly": "no", "daemonize": "no", "protected-mode": "yes",
+                       "logfile": os.path.join(directory, "redis.log"), "unixsocket": '""'}
+        self.config.update(config or {})
+        self.conf_path = os.path.join(directory, "redis.conf")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def conn(self) -> RedisConnection:
+        return RedisConnection(host="127.0.0.1", port=self.port, password=self.password or None, timeout=30)
+
+    def write_config(self) -> None:
+        lines = ["%s %s" % kv for kv in self.config.items()]
+        if self.password:
+            lines.append("requirepass %s" % self.password)
+        fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+    def start(self, *, timeout: float = 120.0) -> "TempRedis":
+        exe = shutil.which(self.binary)
+        if not exe:
+            raise DependencyError("%s is not installed; install Debian's redis-server" % self.binary)
+        if not os.path.exists(self.conf_path):   # a restart runs on the config as the server rewrote it
+            self.write_config()
+        self.proc = subprocess.Popen([exe, self.conf_path], stdin=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(self.conn, timeout=timeout, alive=lambda: self.proc.poll() is None)
+        except SourceError:
+            log = self.log_tail()
+            self.stop()
+            raise SourceError("a redis-server in %s did not start: %s" % (self.dir, log)) from None
+        return self
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            with open(self.config["logfile"], encoding="utf-8", errors="replace") as fh:
+                return " | ".join(line.strip() for line in fh.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, *, timeout: float = 60.0) -> None:
+        """SIGTERM, as systemd stops a server (it saves only as its config says), then wait."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> "TempRedis":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> None:
+    """Answer a replica's handshake as a master does, then send the RDB as a full resync."""
+    while True:
+        command = replica.read_reply()
+        if not isinstance(command, list) or not command:
+            raise SourceError("the target sent %r during the replication handshake" % (command,))
+        name = command[0].upper()
+        if name == b"PING":
+            replica.send_raw(b"+PONG\r\n")
+        elif name == b"AUTH":
+            ok = secrets.compare_digest(command[-1], password.encode())
+            replica.send_raw(b"+OK\r\n" if ok else b"-WRONGPASS invalid password\r\n")
+        elif name == b"REPLCONF":
+            replica.send_raw(b"+OK\r\n")
+        elif name in (b"PSYNC", b"SYNC"):
+            with open(rdb_path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                replica.send_raw(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (secrets.token_hex(20).encode(), size))
+                replica.sock.sendfile(fh)
+            return
+        else:
+            replica.send_raw(b"-ERR unexpected during the handshake\r\n")
+
+
+def replicate_into(target: RedisConnection, rdb_path: str, *, timeout: float) -> None:
+    """Load ``rdb_path`` into the running ``target`` by replication: Lifeline listens on a
+    loopback port as a one-shot master, ``REPLICAOF`` points the target at it, and the target
+    loads the snapshot itself (at C speed, replacing all it held; with AOF on it rewrites its AOF
+    after the sync, which is waited for). ``masterauth``/``masteruser`` are set for the sync (a
+    random password) and put back; ``REPLICAOF NO ONE`` ends it however it ends.
+    """
+    password = secrets.token_hex(16)
+    with socket.socket() as listener, target.connect() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(min(timeout, 60))
+        saved = {name: client.config_get(name) for name in ("masterauth", "masteruser")}
+        replica = None
+        try:
+            client.call("CONFIG", "SET", "masterauth", password)
+            if saved["masteruser"] is not None:
+                client.call("CONFIG", "SET", "masteruser", "")
+            client.call("REPLICAOF", "127.0.0.1", listener.getsockname()[1])
+            try:
+                sock, _peer = listener.accept()
+            except OSError:
+                raise SourceError("%s did not connect to the replication port on 127.0.0.1; is it on "
+                                  "another host or in a container?" % target.where()) from None
+            sock.settimeout(timeout)
+            replica = RespClient(sock, "the target's replication link")
+            _serve_handshake(replica, password, rdb_path)
+            deadline = time.monotonic() + timeout
+            while True:
+                repl, pers = client.info("replication"), client.info("persistence")
+                if (repl.get("master_link_status") == "up" and repl.get("master_sync_in_progress") == "0"
+                        and pers.get("loading") == "0" and pers.get("aof_rewrite_in_progress") == "0"
+                        and pers.get("aof_rewrite_scheduled") == "0"):
+                    break
+                if time.monotonic() > deadline:
+                    raise SourceError("%s did not finish loading the snapshot in time" % target.where())
+                time.sleep(0.02)
+        finally:
+            client.call("REPLICAOF", "NO", "ONE")
+            for name, value in saved.items():
+                if value is not None:
+                    client.call("CONFIG", "SET", name, value)
+            if replica is not None:
+                replica.close()
+
+
+class ServiceControl(abc.ABC):
+    """Stops and starts the server a managed restore replaces the data of."""
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class SystemdService(ServiceControl):
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+
+    def describe(self) -> str:
+        return "systemd unit %s" % self.unit
+
+    def _systemctl(self, verb: str) -> None:
+        try:
+            out = subprocess.run(["systemctl", verb, self.unit], capture_output=True, text=True,
+                                 timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SourceError("systemctl %s %s failed: %s" % (verb, self.unit, exc)) from None
+        if out.returncode != 0:
+            raise SourceError("systemctl %s %s failed (exit %d): %s" % (
+                verb, self.unit, out.returncode, (out.stderr or out.stdout).strip()[-300:]))
+
+    def stop(self) -> None:
+        self._systemctl("stop")
+
+    def start(self) -> None:
+        self._systemctl("start")

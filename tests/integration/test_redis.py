@@ -1,0 +1,364 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The redis component end to end against real redis-servers: backup (RDB by file and by the
+replication protocol, portable), restore into a running server and into a managed one, and the
+failures that must change nothing."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from lifeline_it import files_under
+from redis_server import RedisService
+
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
+from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
+from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError, SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
+
+REDIS = components.get("redis")
+#: the TTL of the key "short": it outlives the backup, not the wait before the restore
+SHORT_MS = 2500
+
+
+def fill(server) -> None:
+    """Every type in two databases, keys with and without TTL, one about to expire."""
+    with server.client() as c:
+        c.call("SET", "str", "value")
+        c.call("SET", "bin", bytes(range(256)))
+        c.call("SET", "ttl", "lives", "EX", 3000)
+        c.call("SET", "short", "dies", "PX", SHORT_MS)
+        c.call("RPUSH", "list", *["item%d" % i for i in range(300)])   # a quicklist, not a listpack
+        c.call("HSET", "hash", "a", "1", "b", "2")
+        c.call("SADD", "set", "x", "y", "z")
+        c.call("SADD", "intset", 1, 2, 3)
+        c.call("ZADD", "zset", 1, "one", 2.5, "two")
+        for i in range(5):
+            c.call("XADD", "stream", "*", "n", i)
+        c.call("XGROUP", "CREATE", "stream", "readers", "0")
+        c.call("XREADGROUP", "GROUP", "readers", "alice", "COUNT", 2, "STREAMS", "stream", ">")
+        c.call("PFADD", "hll", "a", "b", "c")
+        c.call("SELECT", 5)
+        c.call("SET", "db5key", "five")
+        c.call("HSET", "db5hash", "f", "v", "g", "w")
+        c.call("EXPIRE", "db5hash", 5000)
+
+
+def contents(server) -> dict:
+    """{(db, key): (type, DUMP payload, has a TTL)} and the TTLs, for comparing two servers
+    (the DUMP payload holds everything: a stream's entries, its consumer groups and their PEL)."""
+    out, ttls = {}, {}
+    with server.client() as c:
+        for db in c.keyspace():
+            c.call("SELECT", db)
+            cursor = b"0"
+            while True:
+                cursor, keys = c.call("SCAN", cursor)
+                for key in keys:
+                    pttl = c.call("PTTL", key)
+                    kind = c.call("TYPE", key)
+                    # A hashtable set's DUMP follows its bucket order: compare its members
+                    value = sorted(c.call("SMEMBERS", key)) if kind == "set" else c.call("DUMP", key)
+                    out[(db, key)] = (kind, value, pttl > 0)
+                    ttls[(db, key)] = pttl
+                if cursor == b"0":
+                    break
+    return {"keys": out, "ttls": ttls}
+
+
+def backup(params: dict, server, **opts):
+    p = dict(params, **server.params(), **opts)
+    return run_backup(REDIS.backup(p), config.repositories(p), config.codec(p), site="it", host="src",
+                      state_dir=p["state_dir"], signer=config.signer(p))
+
+
+def restore_job(params: dict, server, *, backup_id: str = "latest", replace: bool = False, managed: bool = False):
+    p = dict(params, **server.params())
+    entry = config.catalog(p).select(site="it", host="src", component="redis", point=backup_id)
+    return RedisRestore(entry, config.codec(p), RedisConnection.from_params(p), RedisRestoreOptions(
+        replace=replace, service=RedisService(server) if managed else None,
+        staging_dir=os.path.join(p["state_dir"], "staging"), state_dir=p["state_dir"]))
+
+
+def assert_same_data(source_data: dict, target, *, short_expired: bool = False) -> None:
+    """Every key with the same type and value (DUMP payload) and TTL. The key "short" must be
+    absent once it expired (``short_expired``); before that it may have gone already."""
+    got = contents(target)
+    want = dict(source_data["keys"])
+    if short_expired or (0, b"short") not in got["keys"]:
+        want.pop((0, b"short"))
+    assert got["keys"] == want
+    for key, pttl in got["ttls"].items():
+        if want[key][2]:
+            assert 0 < pttl <= source_data["ttls"][key] and source_data["ttls"][key] - pttl < 30000, key
+        else:
+            assert pttl == -1, key
+
+
+@pytest.mark.parametrize("fmt, method", [("rdb", "file"), ("rdb", "replication"), ("portable", "auto")])
+def test_round_trip_into_running_server_keeps_every_type_and_ttl_and_drops_expired(
+        redis_factory, redis_params, fmt, method):
+    source, target = redis_factory(), redis_factory()
+    filled = time.monotonic()
+    fill(source)
+    before = contents(source)
+    outcome = backup(redis_params, source, format=fmt, method=method)
+    meta = outcome.manifest.artifacts[0].meta
+    assert meta["keys"] == 13 and outcome.manifest.facts["keyspace"]["5"]["keys"] == 2
+    assert outcome.manifest.tools["redis_server"].startswith("7.")
+    if fmt == "rdb":
+        assert meta["method"] == method and "checksum OK" in meta["check"]
+    time.sleep(max(0.0, filled + SHORT_MS / 1000 + 0.1 - time.monotonic()))   # "short" has expired
+    report = restore_job(redis_params, target).run()
+    assert report["verified"] is True and report["action"] == "create"
+    # A snapshot loaded by replication may hold the expired key until Redis reclaims it; no read
+    # ever returns it (and a key copied with RESTORE is never written at all).
+    assert report["keys"] == 12 or (report.get("replicated") and report["keys"] == 13)
+    with target.client() as c:
+        assert c.call("EXISTS", "short") == 0 and c.call("GET", "short") is None
+    assert_same_data(before, target, short_expired=True)
+
+
+def _non_loopback_ipv4() -> str | None:
+    import subprocess  # pylint: disable=import-outside-toplevel
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout.split()
+    return next((a for a in out if "." in a and not a.startswith("127.")), None)
+
+
+def test_rdb_restore_into_a_server_elsewhere_copies_keys_through_a_temporary_server(redis_factory, redis_params):
+    address = _non_loopback_ipv4()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address to reach a server 'elsewhere' by")
+    source, target = redis_factory(), redis_factory(config={"bind": "127.0.0.1 " + address})
+    fill(source)
+    before = contents(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "stale", "replaced")
+    p = dict(redis_params, login_host=address, port=target.port, login_password=target.password)
+    entry = config.catalog(p).select(site="it", host="src", component="redis", point="latest")
+    report = RedisRestore(entry, config.codec(p), RedisConnection.from_params(p), RedisRestoreOptions(
+        replace=True, staging_dir=os.path.join(p["state_dir"], "staging"), state_dir=p["state_dir"])).run()
+    assert "replicated" not in report and report["restored"] >= 12 and set(report["phases"]) >= {"load", "copy"}
+    assert report["verified"] is True
+    assert_same_data(before, target)
+    with target.client() as c:
+        assert c.call("EXISTS", "stale") == 0
+
+
+def test_replication_backup_reads_a_disk_based_sync_too(redis_factory, redis_params):
+    source, target = redis_factory(config={"repl-diskless-sync": "no"}), redis_factory()
+    fill(source)
+    outcome = backup(redis_params, source, method="replication")
+    assert outcome.manifest.artifacts[0].meta["keys"] == 13
+    restore_job(redis_params, target).run()
+    with target.client(db=5) as c:
+        assert c.call("GET", "db5key") == b"five"
+
+
+def test_restore_refuses_target_holding_keys_without_replace_and_changes_nothing(redis_factory, redis_params):
+    source, target = redis_factory(), redis_factory()
+    fill(source)
+    backup(redis_params, source, format="portable")
+    with target.client() as c:
+        c.call("SET", "precious", "data")
+    with pytest.raises(RestoreError, match=r"already holds 1 keys .*nothing was changed.*replace"):
+        restore_job(redis_params, target).run()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}}
+        assert c.call("GET", "precious") == b"data"
+
+
+@pytest.mark.parametrize("fmt", ["rdb", "portable"])
+def test_restore_with_replace_leaves_exactly_the_backup_and_it_survives_a_restart_with_aof(
+        redis_factory, redis_params, fmt):
+    source, target = redis_factory(), redis_factory(appendonly=True)
+    fill(source)
+    backup(redis_params, source, format=fmt)
+    with target.client() as c:
+        c.call("SET", "str", "old value")
+        c.call("SET", "stale", "gone after the restore")
+    before = contents(source)
+    report = restore_job(redis_params, target, replace=True).run()
+    assert report["action"] == "replace" and report["plan"]["target_keys"] == 2
+    with target.client() as c:
+        assert c.call("EXISTS", "stale") == 0
+        assert c.call("GET", "str") == b"value"
+    short = {(0, b"short")}   # may or may not have expired by now
+    assert set(contents(target)["keys"]) - short == set(before["keys"]) - short
+    target.stop()
+    target.start()   # loads its AOF: the restored keys are in it, the replaced ones are not
+    with target.client() as c:
+        assert c.call("EXISTS", "stale") == 0 and c.call("GET", "str") == b"value"
+    assert set(contents(target)["keys"]) - short == set(before["keys"]) - short
+
+
+def test_managed_restore_with_appendonly_survives_a_restart(redis_factory, redis_params):
+    source = redis_factory()
+    target = redis_factory(appendonly=True)
+    fill(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "old", "in the old AOF")
+    before = contents(source)
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    report = job.run()
+    assert job.opts.service.calls == ["stop", "start"]
+    assert report["mode"] == "managed" and report["aof_rewritten"] is True and report["verified"] is True
+    with target.client() as c:
+        assert c.config_get("appendonly") == "yes"
+        assert c.info("persistence")["aof_enabled"] == "1"
+    with open(target.conf_path, encoding="utf-8") as fh:
+        assert "appendonly yes" in fh.read()   # the restart below runs with AOF on
+    target.stop()
+    target.start()
+    assert_same_data(before, target)
+    with target.client() as c:
+        assert c.call("EXISTS", "old") == 0
+    assert not os.path.exists(os.path.join(target.dir, "appendonlydir.lifeline-replaced"))
+
+
+def test_managed_restore_that_cannot_write_the_rdb_restarts_the_server_on_its_own_data(redis_factory, redis_params):
+    source, target = redis_factory(), redis_factory(appendonly=True)
+    fill(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "old", "only in the AOF")
+    os.mkdir(os.path.join(target.dir, "dump.rdb.lifeline-tmp"))   # the copy beside the RDB fails
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match="started again on its own data"):
+        job.run()
+    assert job.opts.service.calls == ["stop", "start"]
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "old") == b"only in the AOF"
+        assert c.config_get("appendonly") == "yes"
+
+
+def test_backup_with_wrong_password_fails_clearly_and_stores_nothing(redis_factory, redis_params):
+    source = redis_factory()
+    p = dict(redis_params, **dict(source.params(), login_password="wrong-password"))
+    with pytest.raises(SourceError, match="refused the login: WRONGPASS.*lifeline_redis_password") as exc:
+        run_backup(REDIS.backup(p), config.repositories(p), config.codec(p), site="it", host="src",
+                   state_dir=p["state_dir"], signer=config.signer(p))
+    assert "wrong-password" not in str(exc.value)
+    assert not [f for f in files_under(p["repositories"][0]["path"]) if f.endswith("manifest.json")]
+
+
+def test_backup_of_unreachable_server_fails_clearly(redis_params):
+    from services import free_port  # pylint: disable=import-outside-toplevel
+    p = dict(redis_params, login_host="127.0.0.1", port=free_port())
+    with pytest.raises(SourceError, match="not reachable.*lifeline_redis_host"):
+        run_backup(REDIS.backup(p), config.repositories(p), config.codec(p), site="it", host="src",
+                   state_dir=p["state_dir"], signer=config.signer(p))
+
+
+def test_failed_bgsave_is_reported_with_misconf_and_no_backup_is_stored(redis_factory, redis_params):
+    source = redis_factory(config={"dbfilename": "blocked"})
+    fill(source)
+    # A directory where the RDB goes: BGSAVE's rename(temp, dbfilename) fails even for root.
+    os.makedirs(os.path.join(source.dir, "blocked", "inside"))
+    with pytest.raises(SourceError, match="BGSAVE failed.*rdb_last_bgsave_status:err.*MISCONF"):
+        backup(redis_params, source, method="file")
+    with source.client() as c:
+        assert c.info("persistence")["rdb_last_bgsave_status"] == "err"
+    assert not [f for f in files_under(redis_params["repositories"][0]["path"]) if f.endswith("manifest.json")]
+
+
+def test_restore_refuses_truncated_artifact_and_changes_nothing(redis_factory, redis_params):
+    source, target = redis_factory(), redis_factory()
+    fill(source)
+    outcome = backup(redis_params, source)
+    art = outcome.manifest.artifacts[0]
+    path = os.path.join(redis_params["repositories"][0]["path"], outcome.manifest.prefix, art.name)
+    with open(path, "r+b") as fh:
+        fh.truncate(art.size // 2)
+    with target.client() as c:
+        c.call("SET", "keep", "me")
+    with pytest.raises(IntegrityError, match="truncated"):
+        restore_job(redis_params, target, replace=True).run()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}}
+
+
+def test_restore_falls_back_to_an_intact_copy_and_checks_that_copy_afresh(redis_factory, redis_params, tmp_path):
+    source, target = redis_factory(), redis_factory()
+    fill(source)
+    params = dict(redis_params, repositories=[{"name": "bad", "path": str(tmp_path / "bad")},
+                                              {"name": "good", "path": str(tmp_path / "good")}])
+    outcome = backup(params, source)
+    art = outcome.manifest.artifacts[0]
+    with open(os.path.join(str(tmp_path / "bad"), outcome.manifest.prefix, art.name), "r+b") as fh:
+        fh.seek(art.size - 100)   # near the end: redis-check-rdb has read almost all of it
+        byte = fh.read(1)
+        fh.seek(art.size - 100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    report = restore_job(params, target).run()
+    assert report["served_by"] == ["good"] and report["verified"] is True
+    assert any("bad" in w for w in report["warnings"])
+
+
+class _Forged(Component):
+    """A signed backup whose content is damaged at the source: only the format checks catch it."""
+
+    name = "redis"
+
+    def __init__(self, kind: str, data: bytes) -> None:
+        super().__init__()
+        self.kind_name, self.data = kind, data
+        self.tools = {"redis_server": "7.0.0"}
+
+    def prepare(self) -> None:
+        pass
+
+    def plan(self) -> list:
+        return []
+
+    def artifacts(self):
+        import contextlib  # pylint: disable=import-outside-toplevel
+        import io  # pylint: disable=import-outside-toplevel
+        outer = self
+
+        class _Src(Source):
+            kind = outer.kind_name
+            name = "dump.rdb" if outer.kind_name == "rdb" else "keys.llrp"
+            meta = {"format": outer.kind_name, "keys": 3}
+
+            @contextlib.contextmanager
+            def open(self):
+                yield io.BytesIO(outer.data)
+        yield _Src()
+
+
+@pytest.mark.parametrize("kind, data, why", [
+    ("rdb", b"REDIS0010" + b"\xfa" * 50, "redis-check-rdb rejects"),
+    ("portable", b"LLRP\x01\x00\x00\x00\x01\x00\x00\x00\x00", "truncated"),
+])
+def test_restore_refuses_damaged_content_before_touching_the_target(redis_factory, redis_params, kind, data, why):
+    target = redis_factory()
+    with target.client() as c:
+        c.call("SET", "keep", "me")
+    run_backup(_Forged(kind, data), config.repositories(redis_params), config.codec(redis_params), site="it",
+               host="src", state_dir=redis_params["state_dir"], signer=config.signer(redis_params))
+    with pytest.raises(IntegrityError, match=why):
+        restore_job(redis_params, target, replace=True).run()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "keep") == b"me"
+
+
+def test_plan_reports_what_would_change_and_changes_nothing(redis_factory, redis_params):
+    source, target = redis_factory(), redis_factory(appendonly=True)
+    fill(source)
+    backup(redis_params, source)
+    with target.client() as c:
+        c.call("SET", "keep", "me")
+    plan = restore_job(redis_params, target, replace=True, managed=True).plan()
+    assert plan["mode"] == "managed" and plan["action"] == "replace" and plan["target_keys"] == 1
+    assert plan["backup_keys"] == 13 and plan["appendonly"] is True
+    assert target.running()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.config_get("appendonly") == "yes"
