@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded local default: throwaway PostgreSQL x2 and S3 (moto) on
-# loopback; back up, list the catalog, rebuild the second server with restore-site.yml, prove
-# the two clusters match, print the RTO. Leaves nothing running.
+# The main job on the embedded local default: throwaway PostgreSQL x2, Redis x2 and S3 (moto) on
+# loopback plus a sample file tree; back up, list the catalog, rebuild with restore-site.yml, prove
+# the restored site matches the source, print the RTO. Leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,5 +17,5 @@ echo "== 2. catalog.yml: what the repositories hold"
 ansible-playbook -i inventories/local playbooks/catalog.yml
 echo "== 3. restore-site.yml: rebuild the second server from the newest backup"
 ansible-playbook -i inventories/local playbooks/restore-site.yml
-echo "== 4. verify: pg_dumpall of the source and of the restored server"
-python scripts/compare-clusters.py
+echo "== 4. verify: the restored site equals the source (pg_dumpall, Redis keys and TTLs, files and secrets)"
+python scripts/compare-site.py

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Lifeline contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Start or stop the embedded local default: a source PostgreSQL with sample data, an empty
-target PostgreSQL, and moto_server as S3, all on free loopback ports.
+"""Start or stop the embedded local default: a source PostgreSQL and Redis with sample data, an
+empty target PostgreSQL and Redis, moto_server as S3, all on free loopback ports, and a sample
+site tree (uploads and secret files) for the files and secrets components.
 
   local-services.py start   # writes <state>/services.json (ports, where the services live),
                             # identity.txt and signing_key.pem (0600)
@@ -31,6 +32,8 @@ from services import Moto, Postgres, service_dir  # noqa: E402
 from tools import ToolError, run  # noqa: E402
 
 ensure_importable()
+
+from redis_server import RedisServer  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import crypto, signing  # noqa: E402
 
@@ -76,6 +79,20 @@ def _sample_site(root: str) -> None:
     os.chmod(os.path.join(secrets, "tls.key"), 0o400)
 
 
+def _sample_redis(server: RedisServer) -> None:
+    """Keys of every type in two databases, some with TTLs (the demo compares them after the restore)."""
+    client = server.client()
+    for n in range(200):
+        client.call("SET", "key:%d" % n, "value-%d" % n)
+    client.call("HSET", "user:1", "name", "Ada", "greeting", "Grüße")
+    client.call("RPUSH", "queue", "a", "b", "c")
+    client.call("SADD", "tags", "x", "y")
+    client.call("ZADD", "board", "1", "one", "2", "two")
+    client.call("XADD", "events", "*", "kind", "signup")
+    client.call("SET", "session:abc", "token", "EX", "86400")
+    server.client(db=3).call("SET", "cache:1", "hot", "PX", "90000000")
+
+
 def start() -> None:
     if os.path.exists(SERVICES):
         stop()
@@ -90,6 +107,13 @@ def start() -> None:
         started.append(source.start())
         target = Postgres(os.path.join(services_dir, "pg-target"))
         started.append(target.start())
+        for name in ("redis-source", "redis-target"):
+            os.makedirs(os.path.join(services_dir, name), mode=0o700)
+        redis_source = RedisServer(os.path.join(services_dir, "redis-source"), appendonly=True)
+        started.append(redis_source.start())
+        _sample_redis(redis_source)
+        redis_target = RedisServer(os.path.join(services_dir, "redis-target"), appendonly=True)
+        started.append(redis_target.start())
         moto = Moto()
         started.append(moto.start())
         moto.create_bucket(BUCKET)
@@ -101,16 +125,20 @@ def start() -> None:
         info = {"source_port": source.port, "target_port": target.port, "postgres_password": source.password,
                 "s3_endpoint": moto.endpoint, "bucket": BUCKET, "moto_pid": moto.proc.pid,
                 "recipient": recipient, "signing_public_key": _signing_key(),
-                "services_dir": services_dir, "source_dir": source.dir, "target_dir": target.dir}
+                "services_dir": services_dir, "source_dir": source.dir, "target_dir": target.dir,
+                "redis_password": redis_source.password, "redis_source_port": redis_source.port,
+                "redis_target_port": redis_target.port,
+                "redis_pids": [redis_source.proc.pid, redis_target.proc.pid]}
         _write_secret(SERVICES, json.dumps(info, indent=2).encode("utf-8"))
-        moto.proc = None  # keep it running after this script exits; stop() ends it
+        moto.proc = redis_source.proc = redis_target.proc = None  # keep them running; stop() ends them
     except BaseException:
         for service in reversed(started):
             service.stop()
         shutil.rmtree(services_dir, ignore_errors=True)
         raise
-    print("local services: source PostgreSQL :%d, target PostgreSQL :%d, S3 %s; data in %s"
-          % (source.port, target.port, moto.endpoint, services_dir))
+    print("local services: source PostgreSQL :%d, target PostgreSQL :%d, source Redis :%d, target Redis :%d, "
+          "S3 %s; data in %s" % (source.port, target.port, redis_source.port, redis_target.port, moto.endpoint,
+                                 services_dir))
 
 
 def _end(pid: int) -> None:
@@ -146,6 +174,8 @@ def stop() -> None:
             if server.running():  # else a stale postmaster.pid: nothing left to stop
                 failed.append(str(exc))
     _end(info["moto_pid"])
+    for pid in info.get("redis_pids", []):
+        _end(pid)
     if failed:  # a server we could not stop keeps its data directory
         sys.exit("local services: could not stop PostgreSQL:\n" + "\n".join(failed))
     for key in ("services_dir", "source_dir", "target_dir"):  # source/target_dir: 0.1.0's layout

@@ -80,3 +80,63 @@ def test_host_cli_makes_a_signed_backup_and_lists_it():
 def test_postgresql_17_was_refused_and_nothing_of_it_installed():
     assert not RESTORED.package("postgresql-client-17").is_installed
     assert not RESTORED.file("/usr/lib/postgresql/17").exists
+
+
+# ---- Redis, files and secrets (issue 7): the same restore point, from S3 alone -----------------
+
+def _tree(target) -> list:
+    """Every entry under /srv/app: type, mode, owner, link target, and the sha256 of each file."""
+    out = target.check_output(
+        "cd /srv/app && find . -printf '%y %m %u:%g %l %p\\n' | sort && "
+        "find . -type f -print0 | sort -z | xargs -0 sha256sum")
+    return out.splitlines()
+
+
+def test_files_arrive_with_contents_owners_modes_and_links():
+    source, restored = _tree(SOURCE), _tree(RESTORED)
+    assert len(source) > 40
+    assert source == restored
+    assert RESTORED.file("/srv/app/current").linked_to == "/srv/app/uploads/readme.txt"
+    assert RESTORED.file("/srv/app/empty").is_directory
+    # the hard link is still one inode with two names
+    inode = "stat -c %i "
+    assert (RESTORED.check_output(inode + "/srv/app/uploads/first.bin")
+            == RESTORED.check_output(inode + "/srv/app/uploads/2026/photo-1.bin"))
+
+
+def test_files_keep_their_acl_and_xattr():
+    acl = RESTORED.check_output("getfacl -c /srv/app/uploads/2026/photo-2.bin")
+    assert "user:appuser:rw-" in acl
+    assert RESTORED.check_output("getfattr --only-values -n user.origin /srv/app/uploads/2026/photo-3.bin") == "camera-7"
+
+
+def test_secrets_arrive_with_owner_and_mode_and_same_contents():
+    for path, mode, owner in (("/etc/app/app.env", 0o600, "appuser"), ("/etc/app/tls.key", 0o400, "root")):
+        f = RESTORED.file(path)
+        assert f.mode == mode and f.user == owner
+        assert RESTORED.check_output("sha256sum " + path) == SOURCE.check_output("sha256sum " + path)
+
+
+def _redis(target, command: str) -> str:
+    return target.check_output("REDISCLI_AUTH=molecule-redis-password redis-cli " + command)
+
+
+def test_redis_keys_of_every_type_and_their_ttls_arrive():
+    for db in (0, 3):
+        assert _redis(RESTORED, "-n %d DBSIZE" % db) == _redis(SOURCE, "-n %d DBSIZE" % db)
+    assert _redis(RESTORED, "-n 0 DBSIZE") == "506"
+    assert _redis(RESTORED, "GET key:500") == "value-500"
+    assert _redis(RESTORED, "HGET user:1 lang") == "Grüße"
+    assert _redis(RESTORED, "XLEN events") == "1"
+    assert _redis(RESTORED, "TYPE board") == "zset"
+    ttl = int(_redis(RESTORED, "TTL session:abc"))
+    assert 0 < ttl <= 86400
+    assert int(_redis(RESTORED, "-n 3 PTTL cache:1")) > 0
+    assert _redis(RESTORED, "TTL key:1") == "-1"
+
+
+def test_restored_redis_data_survives_a_restart_with_appendonly():
+    assert _redis(RESTORED, "CONFIG GET appendonly").splitlines()[1] == "yes"
+    RESTORED.check_output("systemctl restart redis-server")
+    RESTORED.check_output("timeout 30 sh -c 'until REDISCLI_AUTH=molecule-redis-password redis-cli ping | grep -q PONG; do sleep 0.2; done'")
+    assert _redis(RESTORED, "-n 0 DBSIZE") == "506"
