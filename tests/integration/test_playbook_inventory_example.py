@@ -33,7 +33,8 @@ def _group_var_files() -> list:
 
 
 def _collection_text() -> str:
-    paths = glob.glob(os.path.join(ROOT, "playbooks", "*.yml")) + glob.glob(os.path.join(ROOT, "roles", "*", "*", "*.yml"))
+    paths = (glob.glob(os.path.join(ROOT, "playbooks", "*.yml")) + glob.glob(os.path.join(ROOT, "playbooks", "tasks", "*.yml"))
+             + glob.glob(os.path.join(ROOT, "roles", "*", "*", "*.yml")))
     return "\n".join(open(p, encoding="utf-8").read() for p in paths)
 
 
