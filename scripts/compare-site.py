@@ -15,11 +15,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+# pylint: disable=wrong-import-position
 from collection import ensure_importable  # noqa: E402
 from services import dumpall_normalized  # noqa: E402
 
 ensure_importable()
-# pylint: disable=wrong-import-position
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection  # noqa: E402
 
 state = os.environ.get("LIFELINE_LOCAL_STATE") or os.path.join(ROOT, ".state", "local")
@@ -60,7 +60,7 @@ def redis() -> None:
         print("Redis differs, e.g. %s" % diff)
         failed.append("Redis (keys, values, TTLs)")
     else:
-        print("Redis: %d keys in %d databases, same values and TTLs" % (len(source), len({db for db, _ in source})))
+        print("Redis: %d keys in %d databases, same values and TTLs" % (len(source), len({key[0] for key in source})))
 
 
 def _tree(top: str) -> list:
