@@ -171,3 +171,25 @@ def dumpall_normalized(host: str, port: int, user: str, password: str) -> list:
               env=dict(os.environ, PGPASSWORD=password), text=True).stdout
     return [line for line in out.splitlines(keepends=True)
             if not line.startswith(("\\restrict", "\\unrestrict"))]
+
+
+# ---- pitr (issue 8): a server with WAL archiving for point-in-time recovery tests ----
+class PitrPostgres(Postgres):
+    """A Postgres whose local socket lets the postgres OS user in (peer, as Debian's default
+    pg_hba does, which pgBackRest relies on), with archive_mode on and wal_level replica in its
+    postgresql.conf; archive_command is left for the module to set (ALTER SYSTEM)."""
+
+    def start(self) -> "Postgres":
+        fresh = not os.path.exists(os.path.join(self.data, "PG_VERSION"))
+        super().start()
+        if fresh:
+            self.stop()
+            with open(os.path.join(self.data, "pg_hba.conf"), "r+", encoding="utf-8") as fh:
+                rules = fh.read()
+                fh.seek(0)
+                fh.write("local all postgres peer\n" + rules)
+            with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as fh:
+                fh.write("archive_mode = on\nwal_level = replica\n")
+            super().start()
+        return self
+# ---- end pitr ----

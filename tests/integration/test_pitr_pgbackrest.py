@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: Lifeline contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Point-in-time recovery with the real pgBackRest 2.45 and a real PostgreSQL 15 archiving into a
+local path repository. One source per module (configure, stanza-create, full backup, rows written
+with timestamps, a table dropped at T); every restore goes into a new data directory on a free
+port and is stopped afterwards."""
+from __future__ import annotations
+
+import datetime
+import os
+import pwd
+import shutil
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+import lifeline_it  # noqa: F401  (puts tests/lib and the collection on sys.path)
+from services import PitrPostgres, free_port, service_dir
+
+from ansible_collections.lifeline.dr.plugins.module_utils import pitr
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, DecryptionError, RestoreError
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import SystemIdMismatch
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import RecoveryTarget
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime
+
+PASS = "correct horse battery staple, pitr"
+SITE, HOST = "it", "src"
+
+
+def settings_for(base: str, *, data_dir: str, port: int, socket_dir: str, host: str = HOST,
+                 cipher_pass: str = PASS) -> PitrSettings:
+    return PitrSettings(repositories=[{"name": "local", "path": os.path.join(base, "repo")}], site=SITE,
+                        host=host, data_dir=data_dir, cipher_pass=cipher_pass, port=port, socket_dir=socket_dir,
+                        spool_path=os.path.join(base, "spool"), log_path=os.path.join(base, "log"),
+                        lock_path=os.path.join(base, "lock"), process_max=2)
+
+
+def conn_of(pg) -> PgConnection:
+    return PgConnection(host=pg.host, port=pg.port, user=pg.user, password=pg.password)
+
+
+class Source:
+    """The archived source, what was written to it and when."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.pg = PitrPostgres(os.path.join(base, "src"))
+        self.config = os.path.join(base, "etc", "src.conf")
+        self.rows: list = []       # (id, committed_before, inserted_after) as UTC datetimes
+        self.dropped_at = None     # T
+        self.drop_segment = ""
+
+    def settings(self, **kw) -> PitrSettings:
+        return settings_for(self.base, data_dir=self.pg.data, port=self.pg.port, socket_dir=self.pg.dir, **kw)
+
+    def write_rows_then_drop(self, seconds: float = 3.0) -> None:
+        db = psycopg2.connect(**{"dbname": "postgres", **self.pg.conn_args()})
+        db.autocommit = True
+        with db.cursor() as cur:
+            cur.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+            end = time.time() + seconds
+            i = 0
+            while time.time() < end:
+                i += 1
+                before = datetime.datetime.now(datetime.timezone.utc)
+                cur.execute("INSERT INTO events (id) VALUES (%s)", (i,))
+                after = datetime.datetime.now(datetime.timezone.utc)
+                self.rows.append((i, before, after))
+                time.sleep(0.1)
+            self.dropped_at = datetime.datetime.now(datetime.timezone.utc)
+            cur.execute("DROP TABLE events")
+            cur.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            self.drop_segment = cur.fetchone()[0]
+            cur.execute("SELECT pg_switch_wal()")
+        db.close()
+
+
+def wait_archived(pg, segment: str, timeout: float = 30) -> None:
+    """Until ``segment`` is archived (pg_stat_archiver)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = pg.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+        if done[:24] >= segment:
+            return
+        time.sleep(0.2)
+    raise AssertionError("WAL %s not archived in %ss: %s" % (segment, timeout, pg.psql("SELECT * FROM pg_stat_archiver")))
+
+
+@pytest.fixture(scope="module")
+def source():
+    base = service_dir("pitr")
+    src = Source(base)
+    src.pg.start()
+    try:
+        result = pitr.configure(src.settings(), conn_of(src.pg), config_path=src.config, archive_timeout=1)
+        assert result["stanza_created"] and result["checked"], result
+        pitr.backup(src.settings(), conn_of(src.pg), config_path=src.config, kind=pitr.BackupType.FULL)
+        time.sleep(1.2)  # the rows start after the backup's end: the window opens before them
+        src.write_rows_then_drop()
+        wait_archived(src.pg, src.drop_segment)
+        yield src
+    finally:
+        src.pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def target(source):
+    """A new, empty data directory and a free port; the restored server is stopped at the end."""
+    base = os.path.join(source.base, "t-" + uuid.uuid4().hex[:8])
+    os.makedirs(base)
+    os.chmod(base, 0o755)
+    if os.geteuid() == 0:  # the server's log goes beside its data directory
+        os.chown(base, pwd.getpwnam("postgres").pw_uid, -1)
+    t = {"base": base, "data": os.path.join(base, "data"), "port": free_port(),
+         "config": os.path.join(source.base, "etc", "restore-%s.conf" % uuid.uuid4().hex[:6])}
+    yield t
+    Server(t["data"], port=t["port"], pg_ctl="/usr/lib/postgresql/15/bin/pg_ctl").stop()
+
+
+def restore_into(source: Source, t: dict, target: RecoveryTarget, **kw) -> dict:
+    settings = settings_for(source.base, data_dir=t["data"], port=t["port"], socket_dir=t["base"],
+                            **{k: kw.pop(k) for k in ("cipher_pass",) if k in kw})
+    conn = PgConnection(host="127.0.0.1", port=t["port"], user="postgres", password=source.pg.password)
+    return pitr.restore(settings, conn, config_path=t["config"], target=target, socket_dir=t["base"],
+                        recovery_timeout=60, **kw)
+
+
+def restored_query(t: dict, source: Source, sql: str):
+    db = psycopg2.connect(host="127.0.0.1", port=t["port"], user="postgres", password=source.pg.password,
+                          dbname="postgres")
+    try:
+        with db.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        db.close()
+
+
+def test_configure_is_idempotent_and_sets_archiving(source):
+    again = pitr.configure(source.settings(), conn_of(source.pg), config_path=source.config, archive_timeout=1)
+
+    assert again["changed"] is False and again["stanza_created"] is False and again["settings_changed"] == []
+    assert oct(os.stat(source.config).st_mode & 0o777) == "0o600"
+    assert source.pg.psql("SHOW archive_command").startswith("/usr/bin/pgbackrest --config=")
+    with open(source.config, encoding="utf-8") as fh:
+        text = fh.read()
+    for line in ("compress-type=zst", "repo1-cipher-type=aes-256-cbc", "archive-async=y", "archive-push-queue-max="):
+        assert line in text
+
+
+def test_info_window_spans_the_backup_to_the_newest_archived_wal(source):
+    win = pitr.info(source.settings(), config_path=source.config)["window"]
+
+    assert len(win["backups"]) == 1 and win["backups"][0]["type"] == "full"
+    assert win["oldest"] == win["backups"][0]["stop"]
+    assert win["newest"] >= isotime(source.dropped_at)
+    assert win["last_segment"] and win["archive_lag"] is not None
+    assert win["system_id"] == source.pg.psql("SELECT system_identifier FROM pg_control_system()")
+
+
+def test_restore_to_one_second_before_the_drop_brings_back_exactly_the_rows_committed_by_then(source, target):
+    when = source.dropped_at - datetime.timedelta(seconds=1)
+
+    result = restore_into(source, target, RecoveryTarget.parse(kind="time", value=when.isoformat()))
+
+    got = {r[0] for r in restored_query(target, source, "SELECT id FROM events")}
+    surely_in = {i for i, _before, after in source.rows if after < when}
+    surely_out = {i for i, before, _after in source.rows if before > when}
+    assert surely_in and surely_out  # the test wrote on both sides of the target
+    assert surely_in <= got
+    assert not got & surely_out
+    assert result["stop_reason"].startswith("before ")
+    assert result["last_replayed"] <= isotime(when + datetime.timedelta(milliseconds=1))
+    assert restored_query(target, source, "SELECT pg_is_in_recovery(), current_setting('archive_mode')") == [(False, "off")]
+
+
+def test_restore_to_latest_replays_up_to_the_drop(source, target):
+    result = restore_into(source, target, RecoveryTarget.parse(kind="latest"))
+
+    assert result["stop_reason"] == "no recovery target specified"
+    assert restored_query(target, source, "SELECT to_regclass('public.events') IS NULL") == [(True,)]
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600])
+def test_restore_refuses_a_target_outside_the_window_and_touches_nothing(source, target, offset):
+    win = pitr.info(source.settings(), config_path=source.config)["window"]
+    edge = win["oldest"] if offset < 0 else win["newest"]
+    when = datetime.datetime.fromisoformat(edge.replace("Z", "+00:00")) + datetime.timedelta(seconds=offset)
+
+    with pytest.raises(ConfigError, match="nothing was touched"):
+        restore_into(source, target, RecoveryTarget.parse(kind="time", value=when.isoformat()))
+    assert not os.path.exists(target["data"])
+
+
+def test_restore_with_a_wrong_passphrase_fails_clearly_and_touches_nothing(source, target):
+    with pytest.raises(DecryptionError, match="wrong pgBackRest cipher passphrase"):
+        restore_into(source, target, RecoveryTarget.parse(kind="latest"), cipher_pass="x" * 32)
+    assert not os.path.exists(target["data"])
+
+
+def test_restore_refuses_an_occupied_data_directory_without_replace(source, target):
+    os.makedirs(target["data"])
+    with open(os.path.join(target["data"], "keep.me"), "w", encoding="utf-8") as fh:
+        fh.write("x")
+
+    with pytest.raises(RestoreError, match="not empty"):
+        restore_into(source, target, RecoveryTarget.parse(kind="latest"))
+    assert os.listdir(target["data"]) == ["keep.me"]
+
+
+def test_another_cluster_is_refused_the_sources_stanza(source):
+    other = PitrPostgres(os.path.join(source.base, "other-" + uuid.uuid4().hex[:6]))
+    other.start()
+    try:
+        settings = settings_for(source.base, data_dir=other.data, port=other.port, socket_dir=other.dir)
+        with pytest.raises(SystemIdMismatch, match="refusing to archive"):
+            pitr.configure(settings, conn_of(other), config_path=os.path.join(source.base, "etc", "other.conf"),
+                           archive_timeout=1)
+        assert other.psql("SHOW archive_command") in ("", "(disabled)")
+    finally:
+        other.stop()
