@@ -74,6 +74,35 @@ def postgres_spec() -> dict:
     )
 
 
+# ---- pitr (issue 8): options of postgres_pitr ----
+def pitr_spec() -> dict:
+    return dict(
+        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore"]),
+        cipher_pass=dict(type="str", required=True, no_log=True),
+        config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
+        stanza=dict(type="str", default="lifeline"),
+        data_dir=dict(type="path"),
+        socket_dir=dict(type="path"),
+        archive_timeout=dict(type="int", default=60),
+        process_max=dict(type="int", default=2),
+        spool_path=dict(type="path", default="/var/spool/pgbackrest"),
+        archive_push_queue_max=dict(type="str", default="4GiB"),
+        log_path=dict(type="path", default="/var/log/pgbackrest"),
+        lock_path=dict(type="path", default="/tmp/pgbackrest"),
+        retention_full=dict(type="int", default=2),
+        backup_type=dict(type="str", default="full", choices=["full", "diff", "incr"]),
+        source_host=dict(type="str"),
+        target=dict(type="str", default="latest"),
+        target_type=dict(type="str", default="auto",
+                         choices=["auto", "latest", "immediate", "time", "xid", "name", "backup"]),
+        replace=dict(type="bool", default=False),
+        keep_previous=dict(type="bool", default=False),
+        service=dict(type="str", default=""),
+        recovery_timeout=dict(type="int", default=3600),
+    )
+# ---- end pitr ----
+
+
 def merge(*specs: dict) -> dict:
     out: dict = {}
     for spec in specs:

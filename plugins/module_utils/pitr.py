@@ -93,6 +93,7 @@ def configure(settings: PitrSettings, conn: PgConnection, *, config_path: str, a
     change = plan(state, wanted)
     text = render(settings)
     result = {"config_file": config_path, "system_id": str(state.system_id), "stanza": settings.stanza,
+              "data_dir": state.data_directory, "pg_major": int(state.settings["server_version_num"]) // 10000,
               "settings_changed": change.changed, "restart_required": change.restart_required,
               "stanza_created": False, "checked": False, "config_changed": False}
     if check_mode:

@@ -75,7 +75,7 @@ def prove(target: RecoveryTarget, reason: str, last_replayed: datetime.datetime 
     ok = False
     if kind is TargetKind.LATEST:
         ok = reason == "no recovery target specified"
-    elif kind is TargetKind.IMMEDIATE:
+    elif kind in (TargetKind.IMMEDIATE, TargetKind.BACKUP):
         ok = reason == "reached consistency"
     elif kind is TargetKind.NAME:
         ok = reason == 'at restore point "%s"' % target.value
@@ -89,6 +89,15 @@ def prove(target: RecoveryTarget, reason: str, last_replayed: datetime.datetime 
         raise RestoreError("recovery did not stop at the target %s: PostgreSQL recorded %r (last replayed "
                            "transaction %s); the restored cluster is not the one asked for"
                            % (target.describe(), reason, isotime(last_replayed) if last_replayed else "none"))
+
+
+def _backup_set(window: Window, target: RecoveryTarget) -> str | None:
+    """The base backup pgBackRest restores: the named one, the newest ending before a time
+    target, else the newest."""
+    if target.kind is TargetKind.BACKUP:
+        return target.value
+    usable = [b for b in window.backups if target.time is None or b.stop <= target.time]
+    return usable[-1].label if usable else None
 
 
 def _owned_dir(path: str) -> None:
@@ -149,7 +158,7 @@ class PitrRestore:
         return RestoreResult(data_dir=self.server.data_dir, target=target.describe(), stop_reason=reason,
                              timeline=timeline, last_replayed=isotime(last) if last else None,
                              previous_data_dir=aside if aside and self.keep_previous else None,
-                             backup_set=window.backups[-1].label if window.backups else None)
+                             backup_set=_backup_set(window, target))
 
     def _wait_promoted(self) -> tuple:
         deadline = time.monotonic() + self.recovery_timeout

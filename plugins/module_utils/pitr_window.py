@@ -31,6 +31,7 @@ class TargetKind(enum.Enum):
     XID = "xid"
     NAME = "name"
     IMMEDIATE = "immediate"
+    BACKUP = "backup"  # the end of one base backup, by its label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +58,25 @@ class RecoveryTarget:
             return cls(k, when.strftime("%Y-%m-%d %H:%M:%S.%f+00"), when)
         if k is TargetKind.XID and not value.isdigit():
             raise ConfigError("transaction id target %r is not a number" % value)
+        if k is TargetKind.BACKUP and not _LABEL_RE.match(value):
+            raise ConfigError("%r is not a pgBackRest backup label (like 20261123-020000F)" % value)
         if k is TargetKind.NAME and not _NAME_RE.match(value):
             raise ConfigError("restore point name %r: printable text of 1 to 63 characters" % value)
         return cls(k, value)
 
+    @classmethod
+    def from_point(cls, point: str) -> "RecoveryTarget":
+        """``lifeline_restore_point``: latest, immediate, a backup label, or an ISO-8601 time."""
+        point = str(point or "latest").strip()
+        if point in ("latest", "immediate"):
+            return cls.parse(kind=point)
+        if _LABEL_RE.match(point):
+            return cls.parse(kind="backup", value=point)
+        return cls.parse(kind="time", value=point)
+
     def pgbackrest_args(self) -> list:
+        if self.kind is TargetKind.BACKUP:
+            return ["--set=" + self.value, "--type=immediate", "--target-action=promote"]
         if self.kind is TargetKind.LATEST:
             return ["--type=default"]
         if self.kind is TargetKind.IMMEDIATE:
@@ -116,6 +131,9 @@ class Window:
         if not self.backups:
             raise NotFoundError("the stanza has no base backup: take one (postgres_pitr action=backup) "
                                 "before restoring")
+        if target.kind is TargetKind.BACKUP and target.value not in {b.label for b in self.backups}:
+            raise ConfigError("base backup %s is not in the repository (have: %s): nothing was touched"
+                              % (target.value, ", ".join(b.label for b in self.backups)))
         if target.kind is not TargetKind.TIME:
             return
         assert target.time is not None

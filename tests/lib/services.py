@@ -177,7 +177,12 @@ def dumpall_normalized(host: str, port: int, user: str, password: str) -> list:
 class PitrPostgres(Postgres):
     """A Postgres whose local socket lets the postgres OS user in (peer, as Debian's default
     pg_hba does, which pgBackRest relies on), with archive_mode on and wal_level replica in its
-    postgresql.conf; archive_command is left for the module to set (ALTER SYSTEM)."""
+    postgresql.conf (unless ``archive=False``: then the module must ask for a restart);
+    archive_command is left for the module to set (ALTER SYSTEM)."""
+
+    def __init__(self, base_dir: str, port: int | None = None, *, archive: bool = True) -> None:
+        super().__init__(base_dir, port)
+        self.archive = archive
 
     def start(self) -> "Postgres":
         fresh = not os.path.exists(os.path.join(self.data, "PG_VERSION"))
@@ -188,8 +193,9 @@ class PitrPostgres(Postgres):
                 rules = fh.read()
                 fh.seek(0)
                 fh.write("local all postgres peer\n" + rules)
-            with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as fh:
-                fh.write("archive_mode = on\nwal_level = replica\n")
+            if self.archive:
+                with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as fh:
+                    fh.write("archive_mode = on\nwal_level = replica\n")
             super().start()
         return self
 # ---- end pitr ----
