@@ -21,7 +21,7 @@ import shutil
 import time
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RestoreError, SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import Pgbackrest, clean
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import Pgbackrest
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import RecoveryTarget, TargetKind, Window
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
@@ -194,4 +194,3 @@ class PitrRestore:
             if os.path.isdir(self.server.data_dir):
                 os.rmdir(self.server.data_dir)
             os.rename(aside, self.server.data_dir)
-

@@ -136,7 +136,8 @@ class Window:
                               % (target.value, ", ".join(b.label for b in self.backups)))
         if target.kind is not TargetKind.TIME:
             return
-        assert target.time is not None
+        if target.time is None or self.oldest is None:
+            raise ConfigError("a time target without a time (internal)")
         if target.time < self.oldest:
             raise ConfigError("recovery target %s is before the oldest restorable time %s (end of the "
                               "oldest base backup %s): nothing was touched; pick a time inside the "

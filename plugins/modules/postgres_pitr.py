@@ -13,7 +13,7 @@ description:
     sets C(archive_command) and C(archive_timeout) with C(ALTER SYSTEM) and reloads, then runs
     C(pgbackrest check). When C(archive_mode) or C(wal_level) must change it sets them with
     C(ALTER SYSTEM) too, skips the check and reports them in RV(restart_required); it never
-    restarts the server itself: restart it (the role's handler does) and run it again.
+    restarts the server itself; restart it (the role's handler does) and run it again.
   - O(action=backup) takes a full, differential or incremental base backup.
   - O(action=info) reports the base backups and the recoverable window (oldest to newest
     restorable time, the newest archived segment and the archive lag).
@@ -31,7 +31,7 @@ requirements:
 notes:
   - The cipher passphrase is a symmetric secret kept on the host in the pgBackRest config file,
     because PostgreSQL's C(archive_command) needs it at any time. Anyone who reads that file (root,
-    postgres) can decrypt the PITR repository. Keep it in Vault and in escrow: without it no WAL
+    postgres) can decrypt the PITR repository. Keep it in Vault and in escrow; without it no WAL
     and no base backup can be restored. Lifeline's own dumps use age, whose private key need not be
     on the host.
   - pgBackRest reaches S3 only over HTTPS; O(repositories[].s3.verify_tls=false) is for tests.

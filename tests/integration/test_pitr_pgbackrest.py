@@ -17,8 +17,8 @@ import uuid
 import psycopg2
 import pytest
 
-import lifeline_it  # noqa: F401  (puts tests/lib and the collection on sys.path)
-from services import PitrPostgres, free_port, service_dir
+from lifeline_it import s3_keys
+from services import PitrPostgres, TlsProxy, free_port, service_dir
 
 from ansible_collections.lifeline.dr.plugins.module_utils import pitr
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, DecryptionError, RestoreError
@@ -226,3 +226,55 @@ def test_another_cluster_is_refused_the_sources_stanza(source):
         assert other.psql("SHOW archive_command") in ("", "(disabled)")
     finally:
         other.stop()
+
+
+def test_restore_in_check_mode_reads_the_window_and_writes_nothing(source, target):
+    result = restore_into(source, target, RecoveryTarget.parse(kind="latest"), check_mode=True)
+
+    assert result["replaces_existing"] is False and result["window"]["backups"]
+    assert not os.path.exists(target["data"]) and not os.path.exists(target["config"])
+
+
+def test_replace_keeps_the_old_cluster_until_the_new_one_is_verified_and_puts_it_back_on_an_early_stop(source, target):
+    restore_into(source, target, RecoveryTarget.parse(kind="latest"))
+    marker = os.path.join(target["data"], "lifeline-test-marker")
+    with open(marker, "w", encoding="utf-8") as fh:
+        fh.write("old cluster")
+
+    # No transaction 4000000000 in the archive: WAL ends first, PostgreSQL refuses to promote.
+    with pytest.raises(RestoreError, match="put back"):
+        restore_into(source, target, RecoveryTarget.parse(kind="xid", value="4000000000"), replace=True)
+    assert os.path.exists(marker)
+    assert not [n for n in os.listdir(target["base"]) if ".lifeline-old-" in n]
+
+    when = source.dropped_at - datetime.timedelta(seconds=1)
+    result = restore_into(source, target, RecoveryTarget.parse(kind="time", value=when.isoformat()), replace=True)
+    assert not os.path.exists(marker)
+    assert result["previous_data_dir"] is None
+    assert not [n for n in os.listdir(target["base"]) if ".lifeline-old-" in n]
+    assert restored_query(target, source, "SELECT count(*) > 0 FROM events") == [(True,)]
+
+
+def test_an_s3_repository_over_tls_receives_the_wal_and_the_base_backup(moto, bucket):
+    base = service_dir("pitr-s3")
+    pg = PitrPostgres(os.path.join(base, "src"))
+    try:
+        with TlsProxy(moto.port) as tls:
+            s3 = dict(moto.s3_settings(bucket), endpoint_url=tls.endpoint, verify_tls=False)
+            settings = PitrSettings(repositories=[{"name": "s3", "s3": s3}],
+                                    site=SITE, host=HOST, data_dir=pg.data, cipher_pass=PASS, port=pg.port,
+                                    socket_dir=pg.dir, spool_path=os.path.join(base, "spool"),
+                                    log_path=os.path.join(base, "log"), lock_path=os.path.join(base, "lock"))
+            config = os.path.join(base, "etc", "s3.conf")
+            pg.start()
+            assert pitr.configure(settings, conn_of(pg), config_path=config, archive_timeout=1)["checked"]
+            backup = pitr.backup(settings, conn_of(pg), config_path=config, kind=pitr.BackupType.FULL)
+
+            keys = s3_keys(moto, bucket)
+            assert any(k.startswith("lifeline/pitr/it/src/backup/lifeline/%s/" % backup["backup"]["label"]) for k in keys)
+            assert any(k.startswith("lifeline/pitr/it/src/archive/lifeline/15-1/") for k in keys)
+            assert backup["window"]["newest"] >= backup["window"]["oldest"]
+    finally:
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
