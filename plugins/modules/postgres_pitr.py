@@ -154,8 +154,9 @@ attributes:
     description: Not supported.
     support: none
 seealso:
-  - module: lifeline.dr.postgres_backup
   - module: lifeline.dr.postgres_restore
+    description: The logical restore, from the dumps that continue beside PITR.
+  - module: lifeline.dr.postgres_backup
   - module: lifeline.dr.backup_info
 """
 

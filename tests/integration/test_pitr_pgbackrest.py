@@ -277,4 +277,3 @@ def test_an_s3_repository_over_tls_receives_the_wal_and_the_base_backup(moto, bu
     finally:
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)
-
