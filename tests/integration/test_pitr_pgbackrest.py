@@ -11,6 +11,7 @@ import datetime
 import os
 import pwd
 import shutil
+import signal
 import time
 import uuid
 
@@ -73,6 +74,7 @@ class Source:
                 after = datetime.datetime.now(datetime.timezone.utc)
                 self.rows.append((i, before, after))
                 time.sleep(0.1)
+            cur.execute("SELECT pg_create_restore_point('before-drop')")
             self.dropped_at = datetime.datetime.now(datetime.timezone.utc)
             cur.execute("DROP TABLE events")
             cur.execute("SELECT pg_walfile_name(pg_current_wal_lsn())")
@@ -181,6 +183,13 @@ def test_restore_to_one_second_before_the_drop_brings_back_exactly_the_rows_comm
     assert restored_query(target, source, "SELECT pg_is_in_recovery(), current_setting('archive_mode')") == [(False, "off")]
 
 
+def test_restore_to_a_named_restore_point_stops_there(source, target):
+    result = restore_into(source, target, RecoveryTarget.parse(kind="name", value="before-drop"))
+
+    assert result["stop_reason"] == 'at restore point "before-drop"'
+    assert restored_query(target, source, "SELECT count(*) FROM events") == [(len(source.rows),)]
+
+
 def test_restore_to_latest_replays_up_to_the_drop(source, target):
     result = restore_into(source, target, RecoveryTarget.parse(kind="latest"))
 
@@ -276,4 +285,45 @@ def test_an_s3_repository_over_tls_receives_the_wal_and_the_base_backup(moto, bu
             assert backup["window"]["newest"] >= backup["window"]["oldest"]
     finally:
         pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_rpo_drill_kill_9_and_lost_data_directory_lose_at_most_archive_timeout_plus_5_seconds():
+    """Rows written continuously; the primary is killed with SIGKILL and its data directory deleted;
+    a restore to latest on a new directory loses at most archive_timeout + 5 s of commits."""
+    archive_timeout = 1
+    base = service_dir("pitr-rpo")
+    src = Source(base)
+    t = {"base": os.path.join(base, "target"), "port": free_port(), "config": os.path.join(base, "etc", "r.conf")}
+    t["data"] = os.path.join(t["base"], "data")
+    os.makedirs(t["base"])
+    os.chown(t["base"], pwd.getpwnam("postgres").pw_uid, -1)
+    try:
+        src.pg.start()
+        pitr.configure(src.settings(), conn_of(src.pg), config_path=src.config, archive_timeout=archive_timeout)
+        pitr.backup(src.settings(), conn_of(src.pg), config_path=src.config, kind=pitr.BackupType.FULL)
+        db = psycopg2.connect(dbname="postgres", **src.pg.conn_args())
+        db.autocommit = True
+        with db.cursor() as cur:
+            cur.execute("CREATE TABLE beats (at timestamptz PRIMARY KEY DEFAULT clock_timestamp())")
+            end = time.time() + 4
+            while time.time() < end:
+                cur.execute("INSERT INTO beats DEFAULT VALUES RETURNING at")
+                last_committed = cur.fetchone()[0]
+                time.sleep(0.05)
+        db.close()
+        with open(os.path.join(src.pg.data, "postmaster.pid"), encoding="utf-8") as fh:
+            os.kill(int(fh.readline()), signal.SIGKILL)
+        time.sleep(0.5)
+        shutil.rmtree(src.pg.data)
+
+        result = restore_into(src, t, RecoveryTarget.parse(kind="latest"))
+
+        newest = restored_query(t, src, "SELECT max(at) FROM beats")[0][0]
+        lost = (last_committed - newest).total_seconds()
+        print("RPO drill (archive_timeout=%ds): %.2f s of commits lost" % (archive_timeout, lost))
+        assert result["stop_reason"] == "no recovery target specified"
+        assert 0 <= lost <= archive_timeout + 5, "lost %.1f s of commits" % lost
+    finally:
+        Server(t["data"], port=t["port"], pg_ctl="/usr/lib/postgresql/15/bin/pg_ctl").stop()
         shutil.rmtree(base, ignore_errors=True)
