@@ -95,7 +95,10 @@ def configure(settings: PitrSettings, conn: PgConnection, *, config_path: str, a
     result = {"config_file": config_path, "system_id": str(state.system_id), "stanza": settings.stanza,
               "data_dir": state.data_directory, "pg_major": int(state.settings["server_version_num"]) // 10000,
               "settings_changed": change.changed, "restart_required": change.restart_required,
-              "stanza_created": False, "checked": False, "config_changed": False}
+              "stanza_created": False, "checked": False, "config_changed": False,
+              "archiver": {"last_archived_wal": state.last_archived_wal,
+                           "last_archived_time": state.last_archived_time,
+                           "failed_count": state.failed_count, "last_failed_wal": state.last_failed_wal}}
     if check_mode:
         result["changed"] = bool(change.changed) or _differs(config_path, text)
         return result

@@ -245,6 +245,26 @@ stanza:
   returned: action is configure
   type: str
   sample: lifeline
+archiver:
+  description: The server's archiver statistics before this run (pg_stat_archiver); a growing C(failed_count) means WAL waits for a repository.
+  returned: action is configure
+  type: dict
+  contains:
+    last_archived_wal:
+      description: The newest segment the server reports archived.
+      type: str
+      sample: "000000010000000000000042"
+    last_archived_time:
+      description: When it was archived (ISO-8601).
+      type: str
+    failed_count:
+      description: Failed archive attempts since the statistics were reset.
+      type: int
+      sample: 0
+    last_failed_wal:
+      description: The last segment whose archiving failed.
+      type: str
+  sample: {last_archived_wal: "000000010000000000000042", failed_count: 0}
 system_id:
   description: The server's system identifier.
   returned: action is configure

@@ -149,6 +149,7 @@ def test_configure_is_idempotent_and_sets_archiving(source):
     again = pitr.configure(source.settings(), conn_of(source.pg), config_path=source.config, archive_timeout=1)
 
     assert again["changed"] is False and again["stanza_created"] is False and again["settings_changed"] == []
+    assert again["archiver"]["last_archived_wal"] >= source.drop_segment
     assert oct(os.stat(source.config).st_mode & 0o777) == "0o600"
     assert source.pg.psql("SHOW archive_command").startswith("/usr/bin/pgbackrest --config=")
     with open(source.config, encoding="utf-8") as fh:
