@@ -328,3 +328,21 @@ def test_rpo_drill_kill_9_and_lost_data_directory_lose_at_most_archive_timeout_p
     finally:
         Server(t["data"], port=t["port"], pg_ctl="/usr/lib/postgresql/15/bin/pg_ctl").stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_configure_in_check_mode_reports_the_restart_and_writes_nothing(source):
+    other = PitrPostgres(os.path.join(source.base, "plain-" + uuid.uuid4().hex[:6]), archive=False)
+    other.start()
+    try:
+        settings = settings_for(source.base, data_dir=other.data, port=other.port, socket_dir=other.dir, host="plain")
+        config = os.path.join(source.base, "etc", "plain.conf")
+
+        result = pitr.configure(settings, conn_of(other), config_path=config, archive_timeout=1, check_mode=True)
+
+        assert result["changed"] is True and result["restart_required"] == ["archive_mode"]
+        assert set(result["settings_changed"]) == {"archive_mode", "archive_command", "archive_timeout"}
+        assert not os.path.exists(config)
+        assert not os.path.exists(os.path.join(source.base, "repo", "pitr", SITE, "plain"))
+        assert other.psql("SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%auto.conf'") == "0"
+    finally:
+        other.stop()
