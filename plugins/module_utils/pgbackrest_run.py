@@ -82,18 +82,17 @@ class Pgbackrest:
         self.exe = exe or shutil.which("pgbackrest") or "/usr/bin/pgbackrest"
         self.timeout = timeout
 
-    def argv(self, command: str, *args: str, path: str | None = None) -> list:
-        return [self.exe, "--config=" + self.config, "--stanza=" + self.stanza, *args, command,
-                *([path] if path else [])]
+    def argv(self, command: str, *args: str, positional: tuple = ()) -> list:
+        return [self.exe, "--config=" + self.config, "--stanza=" + self.stanza, *args, command, *positional]
 
-    def run(self, command: str, *args: str, what: str | None = None, path: str | None = None) -> str:
-        """stdout of ``pgbackrest <args> <command>``; a typed error when it fails."""
+    def run(self, command: str, *args: str, what: str | None = None, positional: tuple = ()) -> str:
+        """stdout of ``pgbackrest <args> <command> <positional>``; a typed error when it fails."""
         what = what or "pgbackrest " + command
         if not os.path.exists(self.exe):
             raise DependencyError("pgbackrest is not installed (%s missing): install the Debian "
                                   "package pgbackrest" % self.exe)
         try:
-            proc = subprocess.run(self.argv(command, *args, path=path), capture_output=True, text=True,
+            proc = subprocess.run(self.argv(command, *args, positional=positional), capture_output=True, text=True,
                                   errors="replace", timeout=self.timeout, check=False,
                                   user=self.user, cwd="/", env=_env())
         except subprocess.TimeoutExpired:

@@ -58,7 +58,7 @@ def read_window(pgb: Pgbackrest, repo_count: int) -> Window:
     times: dict = {}
     for directory in newest_archive_dirs(entry):
         for index in range(1, repo_count + 1):
-            out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", path="archive/%s/%s" % (pgb.stanza, directory),
+            out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", positional=("archive/%s/%s" % (pgb.stanza, directory),),
                           what="pgbackrest repo-ls (repo%d)" % index)
             try:
                 listing = json.loads(out)

@@ -219,13 +219,15 @@ def window(entry: dict, *, segment_times: dict) -> Window:
 
 
 def segment_times(listing: dict) -> dict:
-    """``repo-ls --output=json --recurse`` of the archive -> {segment: archive time}."""
+    """``repo-ls --output=json`` of an archive directory -> {segment: archive time}. The listing
+    gives whole seconds, truncated: one second is added so that the window's end is an upper
+    bound (a target past the WAL's real end is still caught: PostgreSQL refuses to promote)."""
     out = {}
     for name, meta in (listing or {}).items():
         base = str(name).rsplit("/", 1)[-1]
         seg = base.split("-", 1)[0].split(".", 1)[0]
         if _SEGMENT_RE.match(seg) and "." not in base.split("-", 1)[0] and isinstance(meta, dict):
             if meta.get("type") == "file" and isinstance(meta.get("time"), int):
-                when = _epoch(meta["time"], seg)
+                when = _epoch(meta["time"], seg) + datetime.timedelta(seconds=1)
                 out[seg] = max(out.get(seg, when), when)
     return out

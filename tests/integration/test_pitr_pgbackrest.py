@@ -19,12 +19,18 @@ import psycopg2
 import pytest
 
 from lifeline_it import s3_keys
+from tools import run
 from services import PitrPostgres, TlsProxy, free_port, service_dir
 
 from ansible_collections.lifeline.dr.plugins.module_utils import pitr
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, DecryptionError, RestoreError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
+    ConfigError,
+    DecryptionError,
+    LifelineError,
+    RestoreError,
+)
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings
-from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import SystemIdMismatch
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import Pgbackrest, SystemIdMismatch
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import RecoveryTarget
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
@@ -346,3 +352,48 @@ def test_configure_in_check_mode_reports_the_restart_and_writes_nothing(source):
         assert other.psql("SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%auto.conf'") == "0"
     finally:
         other.stop()
+
+
+def _archived(pg) -> str:
+    return pg.psql("SELECT coalesce(last_archived_wal, '') || '|' || failed_count FROM pg_stat_archiver")
+
+
+def test_an_unwritable_repository_keeps_the_wal_unarchived_and_archiving_catches_up_when_it_returns(source):
+    archive = os.path.join(source.base, "repo", "pitr", SITE, HOST, "archive", "lifeline", "15-1", "0000000100000000")
+    before_wal, before_failed = _archived(source.pg).split("|")
+    os.chmod(archive, 0o555)  # the postgres user can no longer add segments
+    try:
+        # the segment that holds the new table (the LSN is inside it, not on its boundary)
+        segment = source.pg.psql("CREATE TABLE during_outage AS SELECT 1 AS x; "
+                                 "SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+        source.pg.psql("SELECT pg_switch_wal()")
+        deadline = time.time() + 20
+        while int(_archived(source.pg).split("|")[1]) <= int(before_failed) and time.time() < deadline:
+            time.sleep(0.2)
+        wal, failed = _archived(source.pg).split("|")
+        assert int(failed) > int(before_failed)           # the failure is visible (pg_stat_archiver)
+        assert wal < segment                               # never reported archived
+        assert os.path.exists(os.path.join(source.pg.data, "pg_wal", "archive_status", segment + ".ready"))
+    finally:
+        os.chmod(archive, 0o750)
+    source.pg.psql("SELECT pg_switch_wal()")  # wakes the archiver
+    wait_archived(source.pg, segment, timeout=40)
+    assert before_wal < segment
+
+
+def test_the_same_segment_pushed_again_with_different_content_is_refused(source):
+    segment = source.drop_segment
+    pgb = Pgbackrest(source.config, "lifeline")
+    work = os.path.join(source.base, "forged-" + uuid.uuid4().hex[:6])
+    os.makedirs(os.path.join(work, "pg_wal", "archive_status"))
+    forged = os.path.join(work, "pg_wal", segment)
+    os.makedirs(os.path.join(work, "global"))  # a copy of the cluster's pg_control: same system identifier
+    shutil.copy(os.path.join(source.pg.data, "global", "pg_control"), os.path.join(work, "global"))
+    run(["chown", "-R", "postgres", work])
+    pgb.run("archive-get", "--no-archive-async", positional=(segment, forged), what="archive-get")  # the archived segment
+    with open(forged, "r+b") as fh:
+        fh.seek(8192 * 50)
+        fh.write(b"forged" * 100)
+
+    with pytest.raises(LifelineError, match="already exists.*different checksum"):
+        pgb.run("archive-push", "--no-archive-async", "--pg1-path=" + work, positional=(forged,), what="archive-push")
