@@ -376,7 +376,9 @@ def test_an_unwritable_repository_keeps_the_wal_unarchived_and_archiving_catches
         assert os.path.exists(os.path.join(source.pg.data, "pg_wal", "archive_status", segment + ".ready"))
     finally:
         os.chmod(archive, 0o750)
-    source.pg.psql("SELECT pg_switch_wal()")  # wakes the archiver
+    # new WAL and a switch wake the archiver (a switch without new WAL is a no-op)
+    source.pg.psql("CREATE TABLE after_outage AS SELECT 1 AS x")
+    source.pg.psql("SELECT pg_switch_wal()")
     wait_archived(source.pg, segment, timeout=40)
     assert before_wal < segment
 
