@@ -165,4 +165,14 @@ def closed_s3():
             "connect_timeout": 1, "read_timeout": 2, "max_attempts": 1}
 
 
+
+# ---- pitr (issue 8) ----
+@pytest.fixture
+def pitr_dir():
+    """A world-traversable scratch directory for one PITR test (its servers run as postgres)."""
+    path = service_dir("pitr")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+# ---- end pitr ----
+
 __all__ = ["lifeline_it"]

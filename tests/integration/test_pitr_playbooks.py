@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from lifeline_it import ROOT, VENV_BIN, ansible_env
-from services import PitrPostgres, free_port, service_dir
+from services import PitrPostgres, free_port
 
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 
@@ -36,14 +35,8 @@ def playbook(name: str, extra: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture
-def base():
-    path = service_dir("pitr-pb")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_backup_tasks_restart_for_archive_mode_once_then_change_nothing_and_restore_tasks_bring_it_back(base):
+def test_backup_tasks_restart_for_archive_mode_once_then_change_nothing_and_restore_tasks_bring_it_back(pitr_dir):
+    base = pitr_dir
     src = PitrPostgres(os.path.join(base, "src"), archive=False)
     src.start()
     target_dir = os.path.join(base, "target")
