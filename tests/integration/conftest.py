@@ -165,7 +165,6 @@ def closed_s3():
             "connect_timeout": 1, "read_timeout": 2, "max_attempts": 1}
 
 
-
 # ---- pitr (issue 8) ----
 @pytest.fixture
 def pitr_dir():
@@ -174,5 +173,6 @@ def pitr_dir():
     yield path
     shutil.rmtree(path, ignore_errors=True)
 # ---- end pitr ----
+
 
 __all__ = ["lifeline_it"]

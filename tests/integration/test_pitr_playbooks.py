@@ -13,8 +13,6 @@ import pwd
 import subprocess
 import time
 
-import pytest
-
 from lifeline_it import ROOT, VENV_BIN, ansible_env
 from services import PitrPostgres, free_port
 
