@@ -171,3 +171,130 @@ def dumpall_normalized(host: str, port: int, user: str, password: str) -> list:
               env=dict(os.environ, PGPASSWORD=password), text=True).stdout
     return [line for line in out.splitlines(keepends=True)
             if not line.startswith(("\\restrict", "\\unrestrict"))]
+
+
+class PitrPostgres(Postgres):
+    """A Postgres whose local socket lets the postgres OS user in (peer, as Debian's default
+    pg_hba does, which pgBackRest relies on), with archive_mode on and wal_level replica in its
+    postgresql.conf (unless ``archive=False``: then the module must ask for a restart);
+    archive_command is left for the module to set (ALTER SYSTEM)."""
+
+    def __init__(self, base_dir: str, port: int | None = None, *, archive: bool = True) -> None:
+        super().__init__(base_dir, port)
+        self.archive = archive
+
+    def start(self) -> "Postgres":
+        fresh = not os.path.exists(os.path.join(self.data, "PG_VERSION"))
+        super().start()
+        if fresh:
+            self.stop()
+            with open(os.path.join(self.data, "pg_hba.conf"), "r+", encoding="utf-8") as fh:
+                rules = fh.read()
+                fh.seek(0)
+                fh.write("local all postgres peer\n" + rules)
+            if self.archive:
+                with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as fh:
+                    fh.write("archive_mode = on\nwal_level = replica\n")
+            super().start()
+        return self
+
+
+class TlsProxy:
+    """HTTPS on a loopback port in front of a plain HTTP endpoint (the session's moto_server),
+    with a throwaway self-signed certificate. pgBackRest talks to S3 only over TLS and, with
+    OpenSSL 3, fails on a server that closes without a TLS close_notify (moto_server --ssl does);
+    asyncio's TLS transport closes properly. Clients turn verification off, in tests only."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.endpoint = "https://127.0.0.1:%d" % self.port
+        self._loop = None
+        self._thread = None
+        self._dir = None
+
+    def _context(self):
+        import datetime  # pylint: disable=import-outside-toplevel
+        import ssl  # pylint: disable=import-outside-toplevel
+        from cryptography import x509  # pylint: disable=import-outside-toplevel
+        from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
+        from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+        from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+        self._dir = tempfile.mkdtemp(prefix="lifeline-tls-")
+        cert_file, key_file = os.path.join(self._dir, "cert.pem"), os.path.join(self._dir, "key.pem")
+        with open(cert_file, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader, writer) -> None:
+        import asyncio  # pylint: disable=import-outside-toplevel
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def start(self) -> "TlsProxy":
+        import asyncio  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+        context = self._context()
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=context))
+            ready.set()
+            try:
+                self._loop.run_forever()
+            finally:
+                server.close()
+                self._loop.run_until_complete(server.wait_closed())
+                self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "TlsProxy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
