@@ -189,6 +189,8 @@ def redis_params(tmp_path, age_keys) -> dict:
     return {"repositories": [{"name": "local", "path": str(tmp_path / "repo")}], "recipients": [recipient],
             "identity": identity, "state_dir": str(tmp_path / "state"), "site": "it", "host": "src",
             **keys.signing_params()}
+
+
 @pytest.fixture
 def pitr_dir():
     """A world-traversable scratch directory for one PITR test (its servers run as postgres)."""

@@ -296,5 +296,3 @@ class TlsProxy:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
