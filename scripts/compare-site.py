@@ -20,6 +20,7 @@ from collection import ensure_importable  # noqa: E402
 from services import dumpall_normalized  # noqa: E402
 
 ensure_importable()
+from redis_server import comparable_value  # noqa: E402  (imports the engine)
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection  # noqa: E402
 
 state = os.environ.get("LIFELINE_LOCAL_STATE") or os.path.join(ROOT, ".state", "local")
@@ -47,7 +48,8 @@ def _redis_keys(port: int) -> dict:
         while True:
             cursor, batch = client.call("SCAN", cursor, "COUNT", "1000")
             for key in batch:
-                keys[(db, key)] = (client.call("TYPE", key), client.call("DUMP", key), client.call("PTTL", key) > 0)
+                kind = client.call("TYPE", key)
+                keys[(db, key)] = (kind, comparable_value(client, kind, key), client.call("PTTL", key) > 0)
             if cursor in (b"0", 0, "0"):
                 break
     return keys

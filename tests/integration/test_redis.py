@@ -12,7 +12,7 @@ import time
 import pytest
 
 from lifeline_it import files_under
-from redis_server import RedisService
+from redis_server import RedisService, comparable_value
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
@@ -50,7 +50,7 @@ def fill(server) -> None:
 
 
 def contents(server) -> dict:
-    """{(db, key): (type, DUMP payload, has a TTL)} and the TTLs, for comparing two servers
+    """{(db, key): (type, value, has a TTL)} and the TTLs, for comparing two servers
     (the DUMP payload holds everything: a stream's entries, its consumer groups and their PEL)."""
     out, ttls = {}, {}
     with server.client() as c:
@@ -62,9 +62,7 @@ def contents(server) -> dict:
                 for key in keys:
                     pttl = c.call("PTTL", key)
                     kind = c.call("TYPE", key)
-                    # A hashtable set's DUMP follows its bucket order: compare its members
-                    value = sorted(c.call("SMEMBERS", key)) if kind == "set" else c.call("DUMP", key)
-                    out[(db, key)] = (kind, value, pttl > 0)
+                    out[(db, key)] = (kind, comparable_value(c, kind, key), pttl > 0)
                     ttls[(db, key)] = pttl
                 if cursor == b"0":
                     break

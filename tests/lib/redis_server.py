@@ -18,6 +18,18 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import Se
 PASSWORD = "lifeline-redis-test-pw"
 
 
+def comparable_value(client, kind, key):
+    """A key's value in a form equal on two servers holding the same data. DUMP holds everything
+    (a stream's entries, consumer groups and PEL), but a hashtable-encoded set or hash is dumped in
+    bucket order, which follows each server's random hash seed: compare their members instead."""
+    if kind in (b"set", "set"):
+        return sorted(client.call("SMEMBERS", key))
+    if kind in (b"hash", "hash"):
+        flat = client.call("HGETALL", key)
+        return sorted(zip(flat[::2], flat[1::2]))
+    return client.call("DUMP", key)
+
+
 class RedisServer(TempRedis):
     """``with RedisServer(appendonly=True) as r: r.client().call("SET", "k", "v")``; the
     directory is removed by ``cleanup()`` (the fixtures call it)."""
