@@ -16,6 +16,7 @@ import dataclasses
 import os
 import pwd
 import re
+import stat
 import tempfile
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
@@ -23,7 +24,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigEr
 #: what a stanza, site or host may be named (path components and pgBackRest section names)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 #: a value written into the ini file: no line breaks (they would inject options)
-_VALUE_RE = re.compile(r"^[^\r\n\x00]*$")
+_VALUE_RE = re.compile(r"[^\r\n\x00]*")
 DEFAULT_CONFIG = "/etc/pgbackrest/lifeline.conf"
 
 
@@ -36,7 +37,7 @@ def check_name(value: str, what: str) -> str:
 
 def _value(value, what: str) -> str:
     text = str(value)
-    if not _VALUE_RE.match(text):
+    if not _VALUE_RE.fullmatch(text):
         raise ConfigError("%s must be one line (no line breaks)" % what)
     return text
 
@@ -57,7 +58,7 @@ class PitrSettings:
     spool_path: str = "/var/spool/pgbackrest"
     archive_push_queue_max: str = "4GiB"
     log_path: str = "/var/log/pgbackrest"
-    lock_path: str = "/tmp/pgbackrest"
+    lock_path: str = "/var/lib/pgbackrest/lock"
     retention_full: int = 2
     io_timeout: int = 60
 
@@ -94,7 +95,7 @@ def _repo_lines(index: int, spec: dict, settings: PitrSettings) -> list:
     if not s3:
         raise ConfigError("repository %r: needs either path or s3" % name)
     endpoint = s3.get("endpoint_url") or "https://s3.%s.amazonaws.com" % (s3.get("region") or "us-east-1")
-    found = re.match(r"^(https?)://([^/:]+)(?::(\d+))?/?$", endpoint)
+    found = re.fullmatch(r"(https?)://([^/:\s]+)(?::(\d+))?/?", endpoint)
     if not found:
         raise ConfigError("repository %r: endpoint_url %r is not http(s)://host[:port]" % (name, endpoint))
     if found.group(1) != "https":
@@ -102,7 +103,7 @@ def _repo_lines(index: int, spec: dict, settings: PitrSettings) -> list:
                           "https://" % (name, endpoint))
     if not (s3.get("access_key") and s3.get("secret_key")):
         raise ConfigError("repository %r: pgBackRest needs access_key and secret_key for S3" % name)
-    prefix = (s3.get("prefix") or "").strip("/")
+    prefix = _value(s3.get("prefix") or "", "repository %r prefix" % name).strip("/")
     out = ["%s-type=s3" % key,
            "%s-path=/%s" % (key, "/".join(p for p in (prefix, settings.stanza_path()) if p)),
            "%s-s3-bucket=%s" % (key, _value(s3["bucket"], "bucket")),
@@ -195,5 +196,24 @@ def make_dirs(settings: PitrSettings, *, owner: str | None = "postgres", reposit
         uid, gid = pw.pw_uid, pw.pw_gid
     for path in paths:
         os.makedirs(path, mode=0o750, exist_ok=True)
+        _own_directory(path, uid, gid)
+
+
+def _own_directory(path: str, uid: int, gid: int) -> None:
+    """Take ``path`` over for pgBackRest: refuse a symlink or a directory another user made (in a
+    shared parent such as /tmp it could hold planted symlinks that pgBackRest, as postgres, would
+    open), then set the owner and 0750 on the directory itself, never through a link."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError("%s must be a directory, not a symlink or a file: remove it or choose another "
+                          "path (spool_path, log_path, lock_path)" % path)
+    if st.st_uid not in (0, os.geteuid(), uid):
+        raise ConfigError("%s already exists and belongs to uid %d, not root or the postgres user: someone "
+                          "else made it; remove it or choose another path" % (path, st.st_uid))
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
         if uid != -1:
-            os.chown(path, uid, gid)
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o750)
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     RepositoryError,
     SourceError,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.run_as import as_user
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\n]+")
 
@@ -94,7 +95,7 @@ class Pgbackrest:
         try:
             proc = subprocess.run(self.argv(command, *args, positional=positional), capture_output=True, text=True,
                                   errors="replace", timeout=self.timeout, check=False,
-                                  user=self.user, cwd="/", env=_env())
+                                  cwd="/", env=_env(), **as_user(self.user))
         except subprocess.TimeoutExpired:
             raise RepositoryError("%s did not finish in %ds: a repository hangs or the backup is too "
                                   "large for the timeout" % (what, self.timeout)) from None

@@ -14,6 +14,8 @@ import contextlib
 import enum
 import json
 import os
+import pwd
+import shutil
 import tempfile
 from typing import Iterator
 
@@ -155,14 +157,19 @@ def _config_file(settings: PitrSettings, path: str, *, check_mode: bool) -> Iter
         write_private(path, render(settings))
         yield path
         return
-    directory = os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else tempfile.gettempdir()
-    fd, tmp = tempfile.mkstemp(prefix=".lifeline-check-", suffix=".conf", dir=directory)
-    os.close(fd)
+    # A 0700 directory of its own (owned by postgres, who runs pgbackrest): the passphrase and S3
+    # keys never sit in a shared directory, not even when a kill skips the clean-up.
+    directory = tempfile.mkdtemp(prefix=".lifeline-check-",
+                                 dir=os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else None)
     try:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(directory, pw.pw_uid, pw.pw_gid)
+        tmp = os.path.join(directory, "pgbackrest.conf")
         write_private(tmp, render(settings))
         yield tmp
     finally:
-        os.unlink(tmp)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def info(settings: PitrSettings, *, config_path: str, check_mode: bool = False, exe: str | None = None) -> dict:

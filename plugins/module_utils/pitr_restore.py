@@ -22,6 +22,7 @@ import time
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError, RestoreError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import Pgbackrest
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_sanitize import defuse
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import RecoveryTarget, TargetKind, Window
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
@@ -40,6 +41,7 @@ class RestoreResult:
     last_replayed: str | None
     previous_data_dir: str | None
     backup_set: str | None
+    disabled_settings: list = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -143,6 +145,7 @@ class PitrRestore:
             _owned_dir(self.server.data_dir)
             self.pgbackrest.run("restore", "--pg1-path=" + self.server.data_dir, "--archive-mode=off",
                                 *target.pgbackrest_args(), what="pgbackrest restore")
+            disabled = defuse(self.server.data_dir)
             self.server.start(timeout=self.recovery_timeout)
             timeline, last = self._wait_promoted()
             reason = stop_reason(self.server.data_dir, timeline)
@@ -158,7 +161,7 @@ class PitrRestore:
         return RestoreResult(data_dir=self.server.data_dir, target=target.describe(), stop_reason=reason,
                              timeline=timeline, last_replayed=isotime(last) if last else None,
                              previous_data_dir=aside if aside and self.keep_previous else None,
-                             backup_set=_backup_set(window, target))
+                             backup_set=_backup_set(window, target), disabled_settings=disabled)
 
     def _wait_promoted(self) -> tuple:
         deadline = time.monotonic() + self.recovery_timeout

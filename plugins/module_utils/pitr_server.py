@@ -10,6 +10,7 @@ import subprocess
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import clean
+from ansible_collections.lifeline.dr.plugins.module_utils.run_as import as_user
 
 
 class Server:
@@ -26,7 +27,7 @@ class Server:
 
     def _run(self, argv: list, *, as_postgres: bool, timeout: int) -> subprocess.CompletedProcess:
         return subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False, cwd="/",
-                              timeout=timeout, user=self.user if as_postgres else None)
+                              timeout=timeout, **as_user(self.user if as_postgres else None))
 
     def running(self) -> bool:
         if self.service:
@@ -50,11 +51,18 @@ class Server:
                                % (self.data_dir, clean(proc.stderr or proc.stdout, 300), where, self.log_tail()))
 
     def stop(self, *, timeout: int = 300) -> None:
+        """Stop the server; raise unless it is down afterwards (its data directory is about to be
+        moved: never from under a running server)."""
         if self.service:
-            self._run(["systemctl", "stop", self.service], as_postgres=False, timeout=timeout)
+            proc = self._run(["systemctl", "stop", self.service], as_postgres=False, timeout=timeout)
         elif os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
-            self._run([self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "-t", str(timeout), "stop"],
-                      as_postgres=True, timeout=timeout + 30)
+            proc = self._run([self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "-t", str(timeout), "stop"],
+                             as_postgres=True, timeout=timeout + 30)
+        else:
+            return
+        if self.running():
+            raise RestoreError("the server on %s did not stop (%s): nothing was moved"
+                               % (self.data_dir, clean(proc.stderr or proc.stdout, 300) or "no message"))
 
     def log_tail(self, limit: int = 800) -> str:
         if self.service:

@@ -97,7 +97,7 @@ options:
   lock_path:
     description: pgBackRest's lock directory.
     type: path
-    default: /tmp/pgbackrest
+    default: /var/lib/pgbackrest/lock
   retention_full:
     description: Full backups each repository keeps (with every WAL segment they need).
     type: int
@@ -333,6 +333,15 @@ previous_data_dir:
   description: Where the replaced data directory was kept (with O(keep_previous)); null otherwise.
   returned: action is restore and not check mode
   type: str
+disabled_settings:
+  description:
+    - Settings of the backup's C(postgresql.auto.conf) (or a C(postgresql.conf) in the data directory) that
+      were commented out before the restored server first started, each with the reason (they would run a
+      shell command, or load a library by path, on this host). Also given as warnings.
+  returned: action is restore and not check mode
+  type: list
+  elements: str
+  sample: ["postgresql.auto.conf: recovery_end_command (runs a shell command)"]
 backup_set:
   description: The base backup the restore started from.
   returned: action is restore and not check mode
@@ -390,9 +399,12 @@ def act(module: AnsibleModule) -> dict:
     target = (RecoveryTarget.from_point(p["target"]) if kind == "auto"
               else RecoveryTarget.parse(kind=kind, value=p["target"]))
     s = settings(p, host=source, data_dir=p["data_dir"], port=conn.port)
-    return pitr.restore(s, conn, config_path=restore_config(p, source), target=target, service=p["service"],
-                        socket_dir=p["socket_dir"], replace=p["replace"], keep_previous=p["keep_previous"],
-                        recovery_timeout=p["recovery_timeout"], check_mode=module.check_mode)
+    result = pitr.restore(s, conn, config_path=restore_config(p, source), target=target, service=p["service"],
+                          socket_dir=p["socket_dir"], replace=p["replace"], keep_previous=p["keep_previous"],
+                          recovery_timeout=p["recovery_timeout"], check_mode=module.check_mode)
+    for item in result.get("disabled_settings") or []:
+        module.warn("a setting from the backup was disabled before the restored server started: %s" % item)
+    return result
 
 
 def restore_config(p: dict, source: str) -> str:
@@ -415,7 +427,7 @@ def pitr_spec() -> dict:
         spool_path=dict(type="path", default="/var/spool/pgbackrest"),
         archive_push_queue_max=dict(type="str", default="4GiB"),
         log_path=dict(type="path", default="/var/log/pgbackrest"),
-        lock_path=dict(type="path", default="/tmp/pgbackrest"),
+        lock_path=dict(type="path", default="/var/lib/pgbackrest/lock"),
         retention_full=dict(type="int", default=2),
         backup_type=dict(type="str", default="full", choices=["full", "diff", "incr"]),
         source_host=dict(type="str"),

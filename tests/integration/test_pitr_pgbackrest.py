@@ -399,3 +399,27 @@ def test_the_same_segment_pushed_again_with_different_content_is_refused(source)
 
     with pytest.raises(LifelineError, match="already exists.*different checksum"):
         pgb.run("archive-push", "--no-archive-async", "--pg1-path=" + work, positional=(forged,), what="archive-push")
+
+
+def test_settings_in_the_backup_that_would_run_commands_or_load_code_are_disabled_before_the_first_start(source, target):
+    """Whoever can forge a base backup controls its postgresql.auto.conf: a restore must not run its
+    commands on this host or load a library from a path it names. (Last in this file: it adds a
+    base backup.)"""
+    marker = os.path.join(source.base, "recovery-end-command-ran")
+    source.pg.psql("ALTER SYSTEM SET recovery_end_command = 'touch %s'" % marker)
+    source.pg.psql("ALTER SYSTEM SET shared_preload_libraries = '%s/evil'" % source.base)
+    try:
+        pitr.backup(source.settings(), conn_of(source.pg), config_path=source.config, kind=pitr.BackupType.FULL)
+    finally:
+        source.pg.psql("ALTER SYSTEM RESET recovery_end_command")
+        source.pg.psql("ALTER SYSTEM RESET shared_preload_libraries")
+
+    result = restore_into(source, target, RecoveryTarget.parse(kind="latest"))
+
+    # Without the clean-up the server would not even start (it cannot load <base>/evil.so).
+    assert "postgresql.auto.conf: shared_preload_libraries (loads a library by path)" in result["disabled_settings"]
+    assert not os.path.exists(marker)
+    with open(os.path.join(target["data"], "postgresql.auto.conf"), encoding="utf-8") as fh:
+        active = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
+    assert not [line for line in active if "evil" in line or "recovery_end_command" in line], active
+    assert restored_query(target, source, "SELECT current_setting('shared_preload_libraries')") == [("",)]

@@ -89,3 +89,24 @@ def test_backup_tasks_restart_for_archive_mode_once_then_change_nothing_and_rest
     finally:
         Server(os.path.join(target_dir, "data"), port=port, pg_ctl="/usr/lib/postgresql/15/bin/pg_ctl").stop()
         src.stop()
+
+
+def test_a_passphrase_shared_with_another_host_is_refused_before_anything_is_set_up(tmp_path):
+    """One host that knows another's pgBackRest passphrase could forge that host's base backups."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"postgres": {"hosts": {
+        "db1": {"lifeline_postgresql_pitr_cipher_pass": PASS},
+        "db2": {"lifeline_postgresql_pitr_cipher_pass": PASS},
+        "db3": {"lifeline_postgresql_pitr_cipher_pass": PASS + " but db3's own"}}}}), encoding="utf-8")
+    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory), "-c", "local", "--limit", "db1,db3",
+            "-e", "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"),
+            "-e", json.dumps({"lifeline_postgresql_pitr": "pgbackrest", "lifeline_repositories": [],
+                              "lifeline_postgresql_install_packages": False}),
+            os.path.join("tests", "integration", "playbooks", "pitr-backup.yml")]
+    proc = subprocess.run(argv, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    out = " ".join(proc.stdout.split())
+
+    assert proc.returncode != 0
+    assert "lifeline_postgresql_pitr_cipher_pass of db1 is also the passphrase of db2" in out, out
+    assert "db3 is also" not in out  # db3 has its own: it goes on (and fails later, on the empty repository list)
+    assert PASS not in proc.stdout + proc.stderr

@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
-from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings, render, write_private
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings, make_dirs, render, write_private
 
 PASS = "p" * 24
 
@@ -59,6 +59,19 @@ def test_a_line_break_in_a_value_cannot_inject_an_option(field):
         render(settings([{"s3": s3}]))
 
 
+@pytest.mark.parametrize("field,value", [
+    ("prefix", "lifeline\nrepo1-host=attacker.example"),
+    ("endpoint_url", "https://s3.example.com\n"),
+    ("endpoint_url", "https://s3.example.com\nrepo1-host-cmd=/bin/sh"),
+    ("secret_key", "b\n"),  # a trailing line break alone used to pass the one-line check
+])
+def test_no_s3_field_can_add_a_line_to_the_config(field, value):
+    s3 = {"bucket": "acme-backups", "endpoint_url": "https://s3.example.com", "access_key": "a", "secret_key": "b"}
+    s3[field] = value
+    with pytest.raises(ConfigError, match="one line|endpoint_url"):
+        render(settings([{"s3": s3}]))
+
+
 def test_a_short_or_missing_passphrase_is_refused_with_the_variable_to_set():
     with pytest.raises(ConfigError, match="lifeline_postgresql_pitr_cipher_pass"):
         PitrSettings(repositories=[{"path": "/srv"}], site="prod", host="db1", data_dir="/d", cipher_pass="short")
@@ -68,3 +81,31 @@ def test_a_short_or_missing_passphrase_is_refused_with_the_variable_to_set():
 def test_a_host_name_that_would_leave_the_prefix_is_refused(host):
     with pytest.raises(ConfigError, match="not usable"):
         PitrSettings(repositories=[{"path": "/srv"}], site="prod", host=host, data_dir="/d", cipher_pass=PASS)
+
+
+def _dirs_under(tmp_path) -> PitrSettings:
+    return settings([{"path": str(tmp_path / "repo")}], spool_path=str(tmp_path / "spool"),
+                    log_path=str(tmp_path / "log"), lock_path=str(tmp_path / "lock"))
+
+
+def test_a_lock_directory_someone_else_made_is_refused_not_taken_over(tmp_path):
+    """pgBackRest (as postgres) opens lock files in it: in a shared parent such as /tmp a user
+    could pre-create it 0777 with planted symlinks."""
+    (tmp_path / "lock").mkdir(mode=0o777)
+    os.chown(tmp_path / "lock", 65534, 65534)
+    with pytest.raises(ConfigError, match="belongs to uid 65534"):
+        make_dirs(_dirs_under(tmp_path), owner=None)
+
+
+def test_a_symlinked_spool_directory_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "spool")
+    with pytest.raises(ConfigError, match="not a symlink"):
+        make_dirs(_dirs_under(tmp_path), owner=None)
+
+
+def test_directories_end_up_0750(tmp_path):
+    (tmp_path / "log").mkdir(mode=0o777)
+    os.chmod(tmp_path / "log", 0o777)
+    make_dirs(_dirs_under(tmp_path), owner=None)
+    assert stat.S_IMODE(os.stat(tmp_path / "log").st_mode) == 0o750
