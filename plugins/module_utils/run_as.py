@@ -15,5 +15,5 @@ def as_user(name: str | None) -> dict:
     if not name or os.geteuid() != 0:
         return {}
     pw = pwd.getpwnam(name)
-    groups = sorted({g for g in os.getgrouplist(name, pw.pw_gid)})
+    groups = sorted(set(os.getgrouplist(name, pw.pw_gid)))
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": groups}
