@@ -31,6 +31,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tcp_owner(local_port: int, *, remote_port: int | None = None) -> int | None:
+    """The uid owning this host's TCP socket on ``local_port``: the listening one, or the one
+    connected to ``remote_port``. Read from /proc/net/tcp{,6}: the kernel's word, not a server's."""
+    state = "0A" if remote_port is None else "01"   # LISTEN, ESTABLISHED
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as fh:
+                rows = [line.split() for line in fh.readlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if (len(row) > 7 and row[3] == state and int(row[1].rsplit(":", 1)[1], 16) == local_port
+                    and (remote_port is None or int(row[2].rsplit(":", 1)[1], 16) == remote_port)):
+                return int(row[7])
+    return None
+
+
 def wait_ready(conn: RedisConnection, *, timeout: float, alive=lambda: True) -> None:
     """Until the server answers PING (not LOADING); SourceError after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_back
 from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import DataDir
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
 
 REDIS = components.get("redis")
@@ -75,11 +76,12 @@ def backup(params: dict, server, **opts):
                       state_dir=p["state_dir"], signer=config.signer(p))
 
 
-def restore_job(params: dict, server, *, backup_id: str = "latest", replace: bool = False, managed: bool = False):
+def restore_job(params: dict, server, *, backup_id: str = "latest", replace: bool = False, managed: bool = False,
+                fail: tuple = ()):
     p = dict(params, **server.params())
     entry = config.catalog(p).select(site="it", host="src", component="redis", point=backup_id)
     return RedisRestore(entry, config.codec(p), RedisConnection.from_params(p), RedisRestoreOptions(
-        replace=replace, service=RedisService(server) if managed else None,
+        replace=replace, service=RedisService(server, fail=fail) if managed else None,
         staging_dir=os.path.join(p["state_dir"], "staging"), state_dir=p["state_dir"]))
 
 
@@ -221,20 +223,96 @@ def test_managed_restore_with_appendonly_survives_a_restart(redis_factory, redis
     assert not os.path.exists(os.path.join(target.dir, "appendonlydir.lifeline-replaced"))
 
 
-def test_managed_restore_that_cannot_write_the_rdb_restarts_the_server_on_its_own_data(redis_factory, redis_params):
+def _managed_target(redis_factory, redis_params):
+    """A backup of a filled server, and a managed target with AOF on holding one key ("old")."""
     source, target = redis_factory(), redis_factory(appendonly=True)
     fill(source)
     backup(redis_params, source)
     with target.client() as c:
         c.call("SET", "old", "only in the AOF")
-    os.mkdir(os.path.join(target.dir, "dump.rdb.lifeline-tmp"))   # the copy beside the RDB fails
-    job = restore_job(redis_params, target, replace=True, managed=True)
-    with pytest.raises(RestoreError, match="started again on its own data"):
-        job.run()
-    assert job.opts.service.calls == ["stop", "start"]
+    return target
+
+
+def assert_own_data(target) -> None:
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "old") == b"only in the AOF"
         assert c.config_get("appendonly") == "yes"
+    with open(target.conf_path, encoding="utf-8") as fh:
+        assert "appendonly yes" in fh.read()
+    assert not [n for n in os.listdir(target.dir) if ".lifeline-" in n and n != "dump.rdb.lifeline-tmp"]
+
+
+def test_managed_restore_never_follows_a_symlink_planted_in_the_data_directory(redis_factory, redis_params, tmp_path):
+    """The Redis account owns the data directory: a symlink it plants where the restore (root)
+    writes must not make root overwrite or chown the file it points to."""
+    target = _managed_target(redis_factory, redis_params)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root's file")
+    victim.chmod(0o600)
+    os.symlink(str(victim), os.path.join(target.dir, "dump.rdb.lifeline-tmp"))
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match=r"dump.rdb.lifeline-tmp was left by a restore .*or planted.*nothing was"):
+        job.run()
+    assert job.opts.service.calls == []
+    assert victim.read_bytes() == b"root's file" and oct(victim.stat().st_mode & 0o777) == "0o600"
+    assert_own_data(target)
+
+
+def test_data_directory_copy_refuses_a_symlink_planted_after_the_check(tmp_path):
+    """The same planted name met at the write itself (a race past the check): O_EXCL|O_NOFOLLOW."""
+    data, victim, staged = tmp_path / "data", tmp_path / "victim", tmp_path / "staged"
+    data.mkdir()
+    victim.write_bytes(b"root's file")
+    staged.write_bytes(b"REDIS0011 new data")
+    os.symlink(str(victim), str(data / "dump.rdb.lifeline-tmp"))
+    directory = DataDir(str(data), os.getuid())
+    try:
+        with pytest.raises(RestoreError, match="already exists .*planted"):
+            directory.copy_in(str(staged), "dump.rdb.lifeline-tmp")
+    finally:
+        directory.close()
+    assert victim.read_bytes() == b"root's file"
+
+
+def test_managed_restore_refuses_a_data_directory_the_server_does_not_own(redis_factory, redis_params):
+    """``dir`` pointed at a directory of another account (the server runs as root here) is refused."""
+    target = _managed_target(redis_factory, redis_params)
+    os.chown(target.dir, 65534, 65534)
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match=r"owned by uid 65534 .*not only by uid 0 the server runs as"):
+        job.run()
+    os.chown(target.dir, 0, 0)
+    assert job.opts.service.calls == []
+    assert_own_data(target)
+
+
+def test_managed_restore_whose_start_fails_puts_the_old_rdb_aof_and_config_back(redis_factory, redis_params):
+    target = _managed_target(redis_factory, redis_params)
+    with target.client() as c:
+        c.call("SAVE")   # an old dump.rdb too: it must come back, not the backup's
+    with open(os.path.join(target.dir, "dump.rdb"), "rb") as fh:
+        old_rdb = fh.read()
+    job = restore_job(redis_params, target, replace=True, managed=True, fail=("start",))
+    with pytest.raises(RestoreError, match="start redis-server failed.*put back .*started again on its own data"):
+        job.run()
+    assert job.opts.service.calls == ["stop", "start", "stop", "start"]
+    assert_own_data(target)
+    with open(os.path.join(target.dir, "dump.rdb"), "rb") as fh:
+        assert fh.read() == old_rdb
+    target.stop()
+    target.start()   # from its own AOF again
+    assert_own_data(target)
+
+
+def test_managed_restore_whose_stop_fails_turns_aof_back_on_in_the_running_server(redis_factory, redis_params):
+    target = _managed_target(redis_factory, redis_params)
+    job = restore_job(redis_params, target, replace=True, managed=True, fail=("stop",))
+    with pytest.raises(RestoreError, match="stop redis-server failed.*put back"):
+        job.run()
+    assert job.opts.service.calls == ["stop"]
+    assert_own_data(target)
+    with target.client() as c:
+        assert c.info("persistence")["aof_enabled"] == "1"
 
 
 def test_backup_with_wrong_password_fails_clearly_and_stores_nothing(redis_factory, redis_params):
