@@ -109,7 +109,8 @@ class RedisRestore(RestoreJob):
                 raise RestoreError("%s is a replica (REPLICAOF); restore into its master, or run "
                                    "REPLICAOF NO ONE first" % self.conn.where())
             keyspace = client.keyspace()
-            settings = {name: client.config_get(name) for name in ("dir", "dbfilename", "appendonly", "appenddirname")}
+            settings = {name: client.config_get(name)
+                        for name in ("dir", "dbfilename", "appendonly", "appenddirname", "databases")}
         source = str(self.manifest.tools.get("redis_server", ""))
         if _version(version) < _version(source):
             raise RestoreError("%s runs Redis %s but backup %s comes from Redis %s; restore into %s or newer"
@@ -120,6 +121,11 @@ class RedisRestore(RestoreJob):
                 "%s already holds %d keys (%s); nothing was changed. Set replace (lifeline_restore_replace: "
                 "true) to replace them" % (self.conn.where(), held,
                                            ", ".join("db%d: %d" % (db, v["keys"]) for db, v in sorted(keyspace.items()))))
+        databases = int(settings["databases"]) if (settings["databases"] or "").isdigit() else None
+        recorded = [self.manifest.facts.get("keyspace") or {}, art.meta.get("databases") or {}]
+        if not all(isinstance(r, dict) for r in recorded):
+            raise RestoreError("backup %s records its databases in an unknown form" % self.manifest.backup_id)
+        self._check_databases(set(recorded[0]) | set(recorded[1]), databases)
         managed = self.opts.service is not None and art.kind == "rdb"
         if managed and not (settings["dir"] and settings["dbfilename"]):
             raise RestoreError("%s does not tell its dir and dbfilename (CONFIG GET refused); a managed "
@@ -128,7 +134,20 @@ class RedisRestore(RestoreJob):
         return {"format": art.meta.get("format", art.kind), "mode": "managed" if managed else "running",
                 "action": action.value, "target_keys": held, "backup_keys": art.meta.get("keys"),
                 "appendonly": settings["appendonly"] == "yes", "settings": settings if managed else {},
-                "target": self.conn.where(), "target_version": version}
+                "target": self.conn.where(), "target_version": version, "databases": databases}
+
+    def _check_databases(self, names, databases: int | None) -> None:
+        """Refuse, before anything changes, a backup holding a db number the target does not have
+        (its ``databases`` setting): Redis refuses that SELECT, and a replica or a managed server
+        loading such an RDB exits."""
+        if not all(isinstance(n, str) and n.isdigit() and len(n) < 10 for n in names):
+            raise RestoreError("backup %s names databases %r; expected numbers" % (self.manifest.backup_id, sorted(map(str, names))))
+        highest = max((int(n) for n in names), default=0)
+        if databases is not None and highest >= databases:
+            raise RestoreError("backup %s holds keys in db %d but %s has `databases %d` (db 0 to %d); raise its "
+                               "databases setting to at least %d; nothing was changed"
+                               % (self.manifest.backup_id, highest, self.conn.where(), databases, databases - 1,
+                                  highest + 1))
 
     def to_stage(self, plan: dict) -> list:
         return [self.artifact()]
@@ -141,7 +160,8 @@ class RedisRestore(RestoreJob):
         else:
             path = self.fetch(art, staging, name="keys.llrp")
             with redis_step("checking the staged %s" % what):
-                self.phases.timed("check", validate_file, path, what=what)
+                found = self.phases.timed("check", validate_file, path, what=what)
+            self._check_databases(set(found["databases"]), plan["databases"])
         if plan["action"] == RestoreAction.REPLACE.value and before_replace is not None:
             before_replace(["redis"])
         if plan["mode"] == "managed":
@@ -187,7 +207,9 @@ class RedisRestore(RestoreJob):
             with self.guard.shielded(), redis_step("replicating the snapshot into %s" % self.conn.where()):
                 self.phases.timed("replicate", replicate_into, self.conn, path, timeout=self.opts.timeout)
             return {"replicated": True}
-        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path)})
+        # As many databases as the target: an RDB holding more fails here, not in the target.
+        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path),
+                                               **({"databases": str(plan["databases"])} if plan["databases"] else {})})
         with redis_step("loading the RDB into a temporary redis-server"):
             self.phases.timed("load", temp.start, timeout=self.opts.timeout)
         try:

@@ -20,6 +20,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.component import Compo
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import DataDir
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import import_records
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import NO_TTL, Record
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
 
 REDIS = components.get("redis")
@@ -424,6 +426,40 @@ def test_restore_refuses_damaged_content_before_touching_the_target(redis_factor
         restore_job(redis_params, target, replace=True).run()
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "keep") == b"me"
+
+
+@pytest.mark.parametrize("fmt", ["rdb", "portable"])
+def test_restore_refuses_a_backup_with_more_databases_than_the_target_before_flushing(redis_factory, redis_params, fmt):
+    """A key in db 20 (the source has ``databases 32``) cannot go into a target with 16: refused
+    before anything changes, not after the target was emptied."""
+    source, target = redis_factory(config={"databases": "32"}), redis_factory()
+    with source.client() as c:
+        c.call("SET", "k0", "zero")
+        c.call("SELECT", 20)
+        c.call("SET", "k20", "twenty")
+    backup(redis_params, source, format=fmt)
+    with target.client() as c:
+        c.call("SET", "precious", "only copy")
+    for managed in (False, True):
+        with pytest.raises(RestoreError, match=r"holds keys in db 20 .*`databases 16` .*at least 21; nothing was"):
+            restore_job(redis_params, target, replace=True, managed=managed).run()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "precious") == b"only copy"
+
+
+def test_import_stops_at_a_refused_select_and_puts_no_key_in_another_db(redis_factory):
+    """Pipelined, a refused SELECT 20 let the RESTOREs after it run in db 0."""
+    target = redis_factory()
+    with target.client() as c:
+        c.call("SET", "x", "v")
+        payload = c.call("DUMP", "x")
+        c.call("FLUSHALL")
+        records = [Record(0, b"k0", NO_TTL, payload), Record(20, b"k20", NO_TTL, payload),
+                   Record(20, b"k20b", NO_TTL, payload)]
+        with pytest.raises(SourceError, match=r"SELECT 20 failed: .*DB index is out of range.*`databases`"):
+            import_records(c, records, replace=True)
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("EXISTS", "k20", "k20b") == 0
 
 
 def test_plan_reports_what_would_change_and_changes_nothing(redis_factory, redis_params):
