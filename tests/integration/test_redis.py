@@ -7,6 +7,7 @@ failures that must change nothing."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import pytest
@@ -18,11 +19,12 @@ from ansible_collections.lifeline.dr.plugins.module_utils import components, con
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError, SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, RespClient
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import DataDir
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import import_records
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import NO_TTL, Record
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import _serve_handshake
 
 REDIS = components.get("redis")
 #: the TTL of the key "short": it outlives the backup, not the wait before the restore
@@ -460,6 +462,30 @@ def test_import_stops_at_a_refused_select_and_puts_no_key_in_another_db(redis_fa
             import_records(c, records, replace=True)
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("EXISTS", "k20", "k20b") == 0
+
+
+@pytest.mark.parametrize("first", [b"*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n", b"", b"*1\r\n$4\r\nPING\r\n"])
+def test_replication_handoff_sends_nothing_to_a_peer_that_did_not_log_in(tmp_path, first):
+    """Any local process may reach the one-shot master's port before the target: a wrong AUTH,
+    or none, followed by PSYNC gets an error and a closed connection, never the snapshot."""
+    rdb = tmp_path / "dump.rdb"
+    rdb.write_bytes(b"REDIS0011 the snapshot's secret bytes")
+    ours, theirs = socket.socketpair()
+    with theirs:
+        theirs.sendall(first + b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+        served = _serve_handshake(RespClient(ours, "x"), "the-random-password", str(rdb))
+        ours.close()
+        theirs.settimeout(5)
+        got = b""
+        while True:
+            data = theirs.recv(4096)
+            if not data:
+                break
+            got += data
+    assert b"FULLRESYNC" not in got and b"secret" not in got
+    assert served is False
+    assert got.endswith(b"-WRONGPASS invalid password\r\n" if first.startswith(b"*2") else
+                        b"-NOAUTH Authentication required.\r\n")
 
 
 def test_plan_reports_what_would_change_and_changes_nothing(redis_factory, redis_params):
