@@ -82,11 +82,26 @@ class DataDir:
 
     def remove(self, name: str) -> None:
         """``name`` and, for a real directory, what it holds (never through a symlink)."""
-        kind = self.kind(name)
-        if kind == "dir":
-            shutil.rmtree(name, dir_fd=self.fd)
-        elif kind == "file":
-            os.unlink(name, dir_fd=self.fd)
+        _remove_at(self.fd, plain_name(name, "the name"))
+
+
+def _remove_at(dir_fd: int, name: str) -> None:
+    """unlinkat, or for a directory (opened O_NOFOLLOW) its entries then itself; shutil.rmtree
+    takes a dir_fd only from Python 3.11."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for entry in os.listdir(fd):
+            _remove_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 class ConfigFile:

@@ -314,9 +314,9 @@ class RedisRestore(RestoreJob):
                 with self.conn.connect() as client:
                     client.call("CONFIG", "SET", "appendonly", "yes")
         except (SourceError, ReplyError, OSError, RestoreError) as undo:
-            raise RestoreError("%s; putting the server's own data back failed too: %s. Its old RDB and AOF are "
-                               "in %s as %s and %s" % (exc, getattr(undo, "text", None) or undo, data.path,
-                                                        names.rdb_aside, names.aof_aside)) from None
+            cause = getattr(undo, "text", None) or undo
+            raise RestoreError("%s; putting the server's own data back failed too: %s. Its old RDB and AOF are in "
+                               "%s as %s and %s" % (exc, cause, data.path, names.rdb_aside, names.aof_aside)) from None
         if isinstance(exc, RestoreError):
             raise RestoreError("%s; its old RDB, AOF and config were put back and the server was started again "
                                "on its own data" % exc) from None
