@@ -298,8 +298,9 @@ class RedisRestore(RestoreJob):
         try:
             if "started" in done:
                 service.stop()
-            if "placed" in done:
+            if "placed" in done:   # what is under the names now is the new server's
                 data.remove(names.rdb)
+                data.remove(names.aof)
             for step in reversed(done):
                 if isinstance(step, tuple):
                     data.rename(step[2], step[1])
@@ -310,16 +311,29 @@ class RedisRestore(RestoreJob):
             if "stopped" in done:
                 service.start()
                 wait_ready(self.conn, timeout=self.opts.timeout)
-            elif "config" in done and plan["appendonly"]:   # the stop failed: the server still runs
-                with self.conn.connect() as client:
-                    client.call("CONFIG", "SET", "appendonly", "yes")
+            elif "config" in done:   # the stop failed (or never ran): the server may still run
+                self._resume(plan)
         except (SourceError, ReplyError, OSError, RestoreError) as undo:
             cause = getattr(undo, "text", None) or undo
-            raise RestoreError("%s; putting the server's own data back failed too: %s. Its old RDB and AOF are in "
-                               "%s as %s and %s" % (exc, cause, data.path, names.rdb_aside, names.aof_aside)) from None
+            aside = [step[2] for step in done if isinstance(step, tuple)]
+            raise RestoreError("%s; putting the server's own data back failed too: %s.%s" % (
+                exc, cause, " Its old files are in %s as %s" % (data.path, " and ".join(aside)) if aside else "")) from None
         if isinstance(exc, RestoreError):
             raise RestoreError("%s; its old RDB, AOF and config were put back and the server was started again "
                                "on its own data" % exc) from None
+
+    def _resume(self, plan: dict) -> None:
+        """The server's config is its own again: AOF back on in the running server, or the
+        server started when it does not answer."""
+        try:
+            client = self.conn.connect()
+        except SourceError:
+            self.opts.service.start()
+            wait_ready(self.conn, timeout=self.opts.timeout)
+            return
+        with client:
+            if plan["appendonly"]:
+                client.call("CONFIG", "SET", "appendonly", "yes")
 
     def _aof_on(self) -> None:
         with self.conn.connect() as client:

@@ -290,13 +290,15 @@ def test_managed_restore_refuses_a_data_directory_the_server_does_not_own(redis_
     assert_own_data(target)
 
 
-def test_managed_restore_whose_start_fails_puts_the_old_rdb_aof_and_config_back(redis_factory, redis_params):
+@pytest.mark.parametrize("fail", ["start", "started"])
+def test_managed_restore_whose_start_fails_puts_the_old_rdb_aof_and_config_back(redis_factory, redis_params, fail):
+    """The start fails with nothing started, or after the server came up on the new data."""
     target = _managed_target(redis_factory, redis_params)
     with target.client() as c:
         c.call("SAVE")   # an old dump.rdb too: it must come back, not the backup's
     with open(os.path.join(target.dir, "dump.rdb"), "rb") as fh:
         old_rdb = fh.read()
-    job = restore_job(redis_params, target, replace=True, managed=True, fail=("start",))
+    job = restore_job(redis_params, target, replace=True, managed=True, fail=(fail,))
     with pytest.raises(RestoreError, match="start redis-server failed.*put back .*started again on its own data"):
         job.run()
     assert job.opts.service.calls == ["stop", "start", "stop", "start"]

@@ -62,7 +62,8 @@ class RedisServer(TempRedis):
 
 class RedisService(ServiceControl):
     """Stops and starts a RedisServer the way systemd does a managed one. ``fail`` names verbs
-    whose first call fails as a failed ``systemctl`` would: nothing is stopped or started."""
+    whose first call fails as a failed ``systemctl`` would: "stop" and "start" do nothing, "started"
+    starts the server, then fails (a unit that came up after systemctl gave up)."""
 
     def __init__(self, server: RedisServer, *, fail: tuple = ()) -> None:
         self.server = server
@@ -82,3 +83,6 @@ class RedisService(ServiceControl):
     def start(self) -> None:
         self._failing("start")
         self.server.start()   # on its config file as CONFIG REWRITE left it
+        if "started" in self.fail:
+            self.fail.discard("started")
+            raise SourceError("systemctl start redis-server failed (exit 1): timed out, injected by the test")
