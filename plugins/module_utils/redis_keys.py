@@ -88,9 +88,10 @@ class PortableStream:
 def import_records(client: RespClient, records: Iterable[Record], *, replace: bool,
                    batch: int = BATCH) -> dict:
     """RESTORE every record (REPLACE only with ``replace``); returns {"restored", "expired"}.
-    The first failing RESTORE raises SourceError naming the key and the server's reason."""
+    The first failing SELECT or RESTORE raises SourceError naming it and the server's reason (the
+    RESTOREs already sent with a failing one, same db, have run)."""
     counts = {"restored": 0, "expired": 0}
-    pending: list = []          # (db, key or None for a SELECT, encoded command)
+    pending: list = []          # (db, key, encoded RESTORE)
     current_db: int | None = None
     restore = _RESTORE_REPLACE if replace else _RESTORE
 
@@ -102,9 +103,8 @@ def import_records(client: RespClient, records: Iterable[Record], *, replace: bo
                 hint = (" (the key exists: restore with replace)" if reply.code == "BUSYKEY" else
                         " (is the target Redis older than the source?)" if "payload" in reply.text.lower() else "")
                 raise SourceError("%s: RESTORE of key %r in db %d failed: %s%s"
-                                  % (client.where, (key or b"")[:80], db, reply.text, hint))
-            if key is not None:
-                counts["restored"] += 1
+                                  % (client.where, key[:80], db, reply.text, hint))
+            counts["restored"] += 1
         pending.clear()
 
     for rec in records:
@@ -115,7 +115,16 @@ def import_records(client: RespClient, records: Iterable[Record], *, replace: bo
                 counts["expired"] += 1
                 continue
         if rec.db != current_db:
-            pending.append((rec.db, None, encode_command(("SELECT", rec.db))))
+            # A SELECT is its own round trip: pipelined, a refused one (a db number past the
+            # target's ``databases``) would let the RESTOREs after it land in the previous db.
+            if pending:
+                flush()
+            try:
+                client.call("SELECT", rec.db)
+            except ReplyError as exc:
+                raise SourceError("%s: SELECT %d failed: %s (the target's `databases` setting is lower than "
+                                  "the backup's database numbers); no key of db %d was restored"
+                                  % (client.where, rec.db, exc.text, rec.db)) from None
             current_db = rec.db
         ttl_text = b"%d" % ttl
         command = restore % (len(rec.key), rec.key, len(ttl_text), ttl_text, len(rec.payload), rec.payload)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import time
 from typing import Callable
 
@@ -31,6 +30,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import RestoreE
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_checks import verify_restored
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import ConfigFile, DataDir, plain_name
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import export_records, import_records
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import read_file, validate_file
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import RdbCheck
@@ -38,12 +38,26 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import (
     ServiceControl,
     TempRedis,
     replicate_into,
+    tcp_owner,
     wait_ready,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreAction, RestoreJob
 from ansible_collections.lifeline.dr.plugins.module_utils.staging import Staging
 
 ASIDE = ".lifeline-replaced"
+
+
+@dataclasses.dataclass
+class ManagedNames:
+    """The names a managed restore uses in the server's data directory."""
+    rdb: str
+    aof: str
+
+    def __post_init__(self) -> None:
+        for name in (self.rdb, self.aof):
+            plain_name(name, "the server's dbfilename/appenddirname")
+        self.tmp = self.rdb + ".lifeline-tmp"
+        self.rdb_aside, self.aof_aside = self.rdb + ASIDE, self.aof + ASIDE
 
 
 @dataclasses.dataclass
@@ -95,7 +109,8 @@ class RedisRestore(RestoreJob):
                 raise RestoreError("%s is a replica (REPLICAOF); restore into its master, or run "
                                    "REPLICAOF NO ONE first" % self.conn.where())
             keyspace = client.keyspace()
-            settings = {name: client.config_get(name) for name in ("dir", "dbfilename", "appendonly", "appenddirname")}
+            settings = {name: client.config_get(name)
+                        for name in ("dir", "dbfilename", "appendonly", "appenddirname", "databases")}
         source = str(self.manifest.tools.get("redis_server", ""))
         if _version(version) < _version(source):
             raise RestoreError("%s runs Redis %s but backup %s comes from Redis %s; restore into %s or newer"
@@ -106,6 +121,11 @@ class RedisRestore(RestoreJob):
                 "%s already holds %d keys (%s); nothing was changed. Set replace (lifeline_restore_replace: "
                 "true) to replace them" % (self.conn.where(), held,
                                            ", ".join("db%d: %d" % (db, v["keys"]) for db, v in sorted(keyspace.items()))))
+        databases = int(settings["databases"]) if (settings["databases"] or "").isdigit() else None
+        recorded = [self.manifest.facts.get("keyspace") or {}, art.meta.get("databases") or {}]
+        if not all(isinstance(r, dict) for r in recorded):
+            raise RestoreError("backup %s records its databases in an unknown form" % self.manifest.backup_id)
+        self._check_databases(set(recorded[0]) | set(recorded[1]), databases)
         managed = self.opts.service is not None and art.kind == "rdb"
         if managed and not (settings["dir"] and settings["dbfilename"]):
             raise RestoreError("%s does not tell its dir and dbfilename (CONFIG GET refused); a managed "
@@ -114,7 +134,20 @@ class RedisRestore(RestoreJob):
         return {"format": art.meta.get("format", art.kind), "mode": "managed" if managed else "running",
                 "action": action.value, "target_keys": held, "backup_keys": art.meta.get("keys"),
                 "appendonly": settings["appendonly"] == "yes", "settings": settings if managed else {},
-                "target": self.conn.where(), "target_version": version}
+                "target": self.conn.where(), "target_version": version, "databases": databases}
+
+    def _check_databases(self, names, databases: int | None) -> None:
+        """Refuse, before anything changes, a backup holding a db number the target does not have
+        (its ``databases`` setting): Redis refuses that SELECT, and a replica or a managed server
+        loading such an RDB exits."""
+        if not all(isinstance(n, str) and n.isdigit() and len(n) < 10 for n in names):
+            raise RestoreError("backup %s names databases %r; expected numbers" % (self.manifest.backup_id, sorted(map(str, names))))
+        highest = max((int(n) for n in names), default=0)
+        if databases is not None and highest >= databases:
+            raise RestoreError("backup %s holds keys in db %d but %s has `databases %d` (db 0 to %d); raise its "
+                               "databases setting to at least %d; nothing was changed"
+                               % (self.manifest.backup_id, highest, self.conn.where(), databases, databases - 1,
+                                  highest + 1))
 
     def to_stage(self, plan: dict) -> list:
         return [self.artifact()]
@@ -127,7 +160,8 @@ class RedisRestore(RestoreJob):
         else:
             path = self.fetch(art, staging, name="keys.llrp")
             with redis_step("checking the staged %s" % what):
-                self.phases.timed("check", validate_file, path, what=what)
+                found = self.phases.timed("check", validate_file, path, what=what)
+            self._check_databases(set(found["databases"]), plan["databases"])
         if plan["action"] == RestoreAction.REPLACE.value and before_replace is not None:
             before_replace(["redis"])
         if plan["mode"] == "managed":
@@ -173,7 +207,9 @@ class RedisRestore(RestoreJob):
             with self.guard.shielded(), redis_step("replicating the snapshot into %s" % self.conn.where()):
                 self.phases.timed("replicate", replicate_into, self.conn, path, timeout=self.opts.timeout)
             return {"replicated": True}
-        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path)})
+        # As many databases as the target: an RDB holding more fails here, not in the target.
+        temp = TempRedis(staging.path, config={"dbfilename": os.path.basename(path),
+                                               **({"databases": str(plan["databases"])} if plan["databases"] else {})})
         with redis_step("loading the RDB into a temporary redis-server"):
             self.phases.timed("load", temp.start, timeout=self.opts.timeout)
         try:
@@ -190,66 +226,114 @@ class RedisRestore(RestoreJob):
 
     # ---- a managed server: stop, place, start with AOF off, AOF back on ----
     def _managed(self, plan: dict, path: str) -> dict:
-        settings, service = plan["settings"], self.opts.service
-        data_dir = settings["dir"]
-        rdb = os.path.join(data_dir, settings["dbfilename"])
-        aof_dir = os.path.join(data_dir, settings["appenddirname"] or "appendonlydir")
-        with redis_step("checking the space in %s" % data_dir):
-            free, need = shutil.disk_usage(data_dir).free, os.path.getsize(path)
-        if free < need + (64 << 20):
-            raise RestoreError("%s has %d MiB free, the RDB needs %d MiB; nothing was changed"
-                               % (data_dir, free >> 20, need >> 20))
-        with redis_step("turning AOF off in the config of %s" % self.conn.where()), self.conn.connect() as client:
-            config_file = client.info("server").get("config_file") or ""
-            with open(config_file, "rb") as fh:
-                saved_config = fh.read()   # put back if the RDB cannot be placed
-            client.call("CONFIG", "SET", "appendonly", "no")
-            client.call("CONFIG", "REWRITE")   # the start below must load the RDB, not the AOF
-        with self.guard.shielded():
-            with redis_step("stopping %s" % service.describe()):
-                self.phases.timed("stop", service.stop)
-            tmp = rdb + ".lifeline-tmp"
-            try:
-                with redis_step("writing the RDB into %s" % data_dir):
-                    self.phases.timed("place", self._write_beside, path, tmp)
-            except RestoreError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                self._roll_back(config_file, saved_config, exc)
-            with redis_step("placing the RDB in %s" % data_dir):
-                os.replace(tmp, rdb)
-                if os.path.isdir(aof_dir):   # the old AOF must never be loaded over the restored RDB
-                    shutil.rmtree(aof_dir + ASIDE, ignore_errors=True)
-                    os.rename(aof_dir, aof_dir + ASIDE)
-            with redis_step("starting %s" % service.describe()):
-                self.phases.timed("start", service.start)
-                self.phases.timed("load", wait_ready, self.conn, timeout=self.opts.timeout)
-            if plan["appendonly"]:
-                with redis_step("turning AOF back on (rewrite) in %s" % self.conn.where()):
-                    self.phases.timed("aof_rewrite", self._aof_on)
-        shutil.rmtree(aof_dir + ASIDE, ignore_errors=True)
-        return {"aof_rewritten": plan["appendonly"], "rdb_path": rdb}
+        """Root writes into a directory the Redis account owns: through ``DataDir`` only. The old
+        RDB, AOF directory and config are set aside, not replaced, until the server has loaded the
+        new RDB with the manifest's key counts; any failure before that puts them all back."""
+        settings = plan["settings"]
+        server_uid = tcp_owner(self.conn.port)
+        if server_uid is None:
+            raise RestoreError("no process on this host listens on port %d; a managed restore needs the server "
+                               "on this host; nothing was changed" % self.conn.port)
+        data = DataDir(settings["dir"], server_uid)
+        try:
+            names = ManagedNames(settings["dbfilename"], settings["appenddirname"] or "appendonlydir")
+            for name in (names.tmp, names.rdb_aside, names.aof_aside):
+                if data.kind(name):
+                    raise RestoreError("%s/%s was left by a restore that did not finish (or planted): look at it, "
+                                       "remove it and run again; nothing was changed" % (data.path, name))
+            with redis_step("checking the space in %s" % data.path):
+                vfs, need = os.fstatvfs(data.fd), os.path.getsize(path)
+            if vfs.f_bavail * vfs.f_frsize < need + (64 << 20):
+                raise RestoreError("%s has %d MiB free, the RDB needs %d MiB; nothing was changed"
+                                   % (data.path, (vfs.f_bavail * vfs.f_frsize) >> 20, need >> 20))
+            with redis_step("reading the config of %s" % self.conn.where()), self.conn.connect() as client:
+                config = ConfigFile(client.info("server").get("config_file") or "", (0, server_uid))
+            return self._managed_swap(plan, path, data, names, config)
+        finally:
+            data.close()
 
-    def _roll_back(self, config_file: str, saved_config: bytes, exc: RestoreError) -> None:
-        """The RDB was not placed: the server's files are as they were; put its config back and
-        start it on its own data again."""
-        with redis_step("putting back %s and starting %s" % (config_file, self.opts.service.describe())):
-            with open(config_file, "wb") as fh:
-                fh.write(saved_config)
+    def _managed_swap(self, plan: dict, path: str, data: DataDir, names: "ManagedNames", config: ConfigFile) -> dict:
+        service, done = self.opts.service, []   # done: the steps to undo, in order
+        with self.guard.shielded():
+            try:
+                with redis_step("turning AOF off in the config of %s" % self.conn.where()), \
+                        self.conn.connect() as client:
+                    done.append("config")
+                    client.call("CONFIG", "SET", "appendonly", "no")
+                    client.call("CONFIG", "REWRITE")   # the start below must load the RDB, not the AOF
+                with redis_step("stopping %s" % service.describe()):
+                    self.phases.timed("stop", service.stop)
+                done.append("stopped")
+                with redis_step("writing the RDB into %s" % data.path):
+                    done.append("tmp")
+                    self.phases.timed("place", data.copy_in, path, names.tmp)
+                with redis_step("setting the old RDB and AOF aside in %s" % data.path):
+                    for name, aside in ((names.rdb, names.rdb_aside), (names.aof, names.aof_aside)):
+                        if data.kind(name):   # the old AOF must never be loaded over the restored RDB
+                            data.rename(name, aside)
+                            done.append(("aside", name, aside))
+                    data.rename(names.tmp, names.rdb)
+                    done.append("placed")
+                done.append("started")
+                with redis_step("starting %s" % service.describe()):
+                    self.phases.timed("start", service.start)
+                    self.phases.timed("load", wait_ready, self.conn, timeout=self.opts.timeout)
+                with redis_step("counting the keys the server loaded"), self.conn.connect() as client:
+                    verify_restored(self.artifact().meta, client.keyspace(), what="the RDB as the server loaded it")
+                if plan["appendonly"]:
+                    with redis_step("turning AOF back on (rewrite) in %s" % self.conn.where()):
+                        self.phases.timed("aof_rewrite", self._aof_on)
+            except BaseException as exc:
+                self._put_back(plan, data, names, config, done, exc)
+                raise
+        for aside in (names.rdb_aside, names.aof_aside):
+            with contextlib.suppress(OSError):
+                data.remove(aside)
+        return {"aof_rewritten": plan["appendonly"], "rdb_path": os.path.join(data.path, names.rdb)}
+
+    def _put_back(self, plan: dict, data: DataDir, names: "ManagedNames", config: ConfigFile,
+                  done: list, exc: BaseException) -> None:
+        """Undo ``done`` (see ``_managed_swap``): the server on its own RDB, AOF and config again."""
+        service = self.opts.service
+        try:
+            if "started" in done:
+                service.stop()
+            if "placed" in done:   # what is under the names now is the new server's
+                data.remove(names.rdb)
+                data.remove(names.aof)
+            for step in reversed(done):
+                if isinstance(step, tuple):
+                    data.rename(step[2], step[1])
+            if "tmp" in done:
+                data.remove(names.tmp)
+            if "config" in done:
+                config.put_back()
+            if "stopped" in done:
+                service.start()
+                wait_ready(self.conn, timeout=self.opts.timeout)
+            elif "config" in done:   # the stop failed (or never ran): the server may still run
+                self._resume(plan)
+        except (SourceError, ReplyError, OSError, RestoreError) as undo:
+            cause = getattr(undo, "text", None) or undo
+            aside = [step[2] for step in done if isinstance(step, tuple)]
+            raise RestoreError("%s; putting the server's own data back failed too: %s.%s" % (
+                exc, cause, " Its old files are in %s as %s" % (data.path, " and ".join(aside)) if aside else "")) from None
+        if isinstance(exc, RestoreError):
+            raise RestoreError("%s; its old RDB, AOF and config were put back and the server was started again "
+                               "on its own data" % exc) from None
+
+    def _resume(self, plan: dict) -> None:
+        """The server's config is its own again: AOF back on in the running server, or the
+        server started when it does not answer."""
+        try:
+            client = self.conn.connect()
+        except SourceError:
             self.opts.service.start()
             wait_ready(self.conn, timeout=self.opts.timeout)
-        raise RestoreError("%s; the server was started again on its own data" % exc) from None
-
-    @staticmethod
-    def _write_beside(staged: str, tmp: str) -> None:
-        """A durable copy of the staged RDB beside the server's, owned as its data directory."""
-        owner = os.stat(os.path.dirname(tmp))
-        shutil.copyfile(staged, tmp)
-        os.chmod(tmp, 0o660)
-        if os.geteuid() == 0:
-            os.chown(tmp, owner.st_uid, owner.st_gid)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+            return
+        with client:
+            if plan["appendonly"]:
+                client.call("CONFIG", "SET", "appendonly", "yes")
 
     def _aof_on(self) -> None:
         with self.conn.connect() as client:

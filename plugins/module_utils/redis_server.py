@@ -31,6 +31,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tcp_owner(local_port: int, *, remote_port: int | None = None) -> int | None:
+    """The uid owning this host's TCP socket on ``local_port``: the listening one, or the one
+    connected to ``remote_port``. Read from /proc/net/tcp{,6}: the kernel's word, not a server's."""
+    state = "0A" if remote_port is None else "01"   # LISTEN, ESTABLISHED
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as fh:
+                rows = [line.split() for line in fh.readlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if (len(row) > 7 and row[3] == state and int(row[1].rsplit(":", 1)[1], 16) == local_port
+                    and (remote_port is None or int(row[2].rsplit(":", 1)[1], 16) == remote_port)):
+                return int(row[7])
+    return None
+
+
 def wait_ready(conn: RedisConnection, *, timeout: float, alive=lambda: True) -> None:
     """Until the server answers PING (not LOADING); SourceError after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -120,8 +137,11 @@ class TempRedis:
         self.stop()
 
 
-def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> None:
-    """Answer a replica's handshake as a master does, then send the RDB as a full resync."""
+def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> bool:
+    """Answer a replica's handshake as a master with ``requirepass`` does, then send the RDB as a
+    full resync. Nothing but PING is served before AUTH with ``password`` succeeded: False (the
+    caller drops the connection) for a wrong or missing AUTH; True once the RDB was sent."""
+    authenticated = False
     while True:
         command = replica.read_reply()
         if not isinstance(command, list) or not command:
@@ -130,8 +150,13 @@ def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> None:
         if name == b"PING":
             replica.send_raw(b"+PONG\r\n")
         elif name == b"AUTH":
-            ok = secrets.compare_digest(command[-1], password.encode())
-            replica.send_raw(b"+OK\r\n" if ok else b"-WRONGPASS invalid password\r\n")
+            authenticated = secrets.compare_digest(command[-1], password.encode())
+            replica.send_raw(b"+OK\r\n" if authenticated else b"-WRONGPASS invalid password\r\n")
+            if not authenticated:
+                return False
+        elif not authenticated:
+            replica.send_raw(b"-NOAUTH Authentication required.\r\n")
+            return False
         elif name == b"REPLCONF":
             replica.send_raw(b"+OK\r\n")
         elif name in (b"PSYNC", b"SYNC"):
@@ -139,9 +164,38 @@ def _serve_handshake(replica: RespClient, password: str, rdb_path: str) -> None:
                 size = os.fstat(fh.fileno()).st_size
                 replica.send_raw(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (secrets.token_hex(20).encode(), size))
                 replica.sock.sendfile(fh)
-            return
+            return True
         else:
             replica.send_raw(b"-ERR unexpected during the handshake\r\n")
+
+
+def _accept_replica(listener: socket.socket, target: RedisConnection, password: str, rdb_path: str,
+                    timeout: float) -> RespClient:
+    """The connection of ``target`` that logged in and was sent the RDB. Any other local process
+    may connect to the port first: one owned by another account than the target's listening
+    socket, or one that fails AUTH, is dropped and the next is waited for."""
+    server_uid = tcp_owner(target.port)
+    port = listener.getsockname()[1]
+    refused, deadline = 0, time.monotonic() + min(timeout, 60)
+    while True:
+        try:
+            listener.settimeout(max(0.01, deadline - time.monotonic()))
+            sock, peer = listener.accept()
+        except OSError:
+            raise SourceError("%s did not connect to the replication port on 127.0.0.1 and log in%s; is it on "
+                              "another host or in a container?" % (target.where(), " (%d other connections "
+                                                                   "refused)" % refused if refused else "")) from None
+        sock.settimeout(min(timeout, 30))   # a silent impostor does not hold the port for long
+        replica = RespClient(sock, "the target's replication link")
+        peer_uid = tcp_owner(peer[1], remote_port=port)
+        if server_uid is None or peer_uid == server_uid:
+            try:
+                if _serve_handshake(replica, password, rdb_path):
+                    return replica
+            except (SourceError, OSError):
+                pass
+        replica.close()
+        refused += 1
 
 
 def replicate_into(target: RedisConnection, rdb_path: str, *, timeout: float) -> None:
@@ -149,13 +203,13 @@ def replicate_into(target: RedisConnection, rdb_path: str, *, timeout: float) ->
     loopback port as a one-shot master, ``REPLICAOF`` points the target at it, and the target
     loads the snapshot itself (at C speed, replacing all it held; with AOF on it rewrites its AOF
     after the sync, which is waited for). ``masterauth``/``masteruser`` are set for the sync (a
-    random password) and put back; ``REPLICAOF NO ONE`` ends it however it ends.
+    random password, which the one-shot master requires before it sends anything) and put back;
+    ``REPLICAOF NO ONE`` ends it however it ends.
     """
     password = secrets.token_hex(16)
     with socket.socket() as listener, target.connect() as client:
         listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.settimeout(min(timeout, 60))
+        listener.listen(4)
         saved = {name: client.config_get(name) for name in ("masterauth", "masteruser")}
         replica = None
         try:
@@ -163,14 +217,7 @@ def replicate_into(target: RedisConnection, rdb_path: str, *, timeout: float) ->
             if saved["masteruser"] is not None:
                 client.call("CONFIG", "SET", "masteruser", "")
             client.call("REPLICAOF", "127.0.0.1", listener.getsockname()[1])
-            try:
-                sock, _peer = listener.accept()
-            except OSError:
-                raise SourceError("%s did not connect to the replication port on 127.0.0.1; is it on "
-                                  "another host or in a container?" % target.where()) from None
-            sock.settimeout(timeout)
-            replica = RespClient(sock, "the target's replication link")
-            _serve_handshake(replica, password, rdb_path)
+            replica = _accept_replica(listener, target, password, rdb_path, timeout)
             deadline = time.monotonic() + timeout
             while True:
                 repl, pers = client.info("replication"), client.info("persistence")

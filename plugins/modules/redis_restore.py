@@ -25,7 +25,12 @@ description:
     config, the O(service) is stopped, the RDB placed in the server's C(dir) owned as that
     directory and the old AOF directory set aside, the service started (it loads the RDB), AOF
     turned back on (Redis rewrites it from the loaded data) and the config rewritten. The data
-    survives the next restart with C(appendonly yes).
+    survives the next restart with C(appendonly yes). The old RDB, AOF directory and config are
+    put back on any failure until the new data loaded with the manifest's key counts. Files in the
+    data directory are created and renamed only through a descriptor of it (never following a
+    symlink), and that directory must be owned by the account the server runs as.
+  - A backup holding a database number the target's C(databases) setting lacks is refused before
+    the target changes.
   - Keys keep their TTL; a key whose TTL ran out since the backup is not restored. The key counts
     of the restored server are compared with the manifest (RV(checks)).
 author:

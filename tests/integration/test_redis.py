@@ -7,6 +7,7 @@ failures that must change nothing."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import pytest
@@ -18,8 +19,12 @@ from ansible_collections.lifeline.dr.plugins.module_utils import components, con
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError, SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, RespClient
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import DataDir
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import import_records
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import NO_TTL, Record
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_restore import RedisRestore, RedisRestoreOptions
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import _serve_handshake
 
 REDIS = components.get("redis")
 #: the TTL of the key "short": it outlives the backup, not the wait before the restore
@@ -75,11 +80,12 @@ def backup(params: dict, server, **opts):
                       state_dir=p["state_dir"], signer=config.signer(p))
 
 
-def restore_job(params: dict, server, *, backup_id: str = "latest", replace: bool = False, managed: bool = False):
+def restore_job(params: dict, server, *, backup_id: str = "latest", replace: bool = False, managed: bool = False,
+                fail: tuple = ()):
     p = dict(params, **server.params())
     entry = config.catalog(p).select(site="it", host="src", component="redis", point=backup_id)
     return RedisRestore(entry, config.codec(p), RedisConnection.from_params(p), RedisRestoreOptions(
-        replace=replace, service=RedisService(server) if managed else None,
+        replace=replace, service=RedisService(server, fail=fail) if managed else None,
         staging_dir=os.path.join(p["state_dir"], "staging"), state_dir=p["state_dir"]))
 
 
@@ -221,20 +227,98 @@ def test_managed_restore_with_appendonly_survives_a_restart(redis_factory, redis
     assert not os.path.exists(os.path.join(target.dir, "appendonlydir.lifeline-replaced"))
 
 
-def test_managed_restore_that_cannot_write_the_rdb_restarts_the_server_on_its_own_data(redis_factory, redis_params):
+def _managed_target(redis_factory, redis_params):
+    """A backup of a filled server, and a managed target with AOF on holding one key ("old")."""
     source, target = redis_factory(), redis_factory(appendonly=True)
     fill(source)
     backup(redis_params, source)
     with target.client() as c:
         c.call("SET", "old", "only in the AOF")
-    os.mkdir(os.path.join(target.dir, "dump.rdb.lifeline-tmp"))   # the copy beside the RDB fails
-    job = restore_job(redis_params, target, replace=True, managed=True)
-    with pytest.raises(RestoreError, match="started again on its own data"):
-        job.run()
-    assert job.opts.service.calls == ["stop", "start"]
+    return target
+
+
+def assert_own_data(target) -> None:
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "old") == b"only in the AOF"
         assert c.config_get("appendonly") == "yes"
+    with open(target.conf_path, encoding="utf-8") as fh:
+        assert "appendonly yes" in fh.read()
+    assert not [n for n in os.listdir(target.dir) if ".lifeline-" in n and n != "dump.rdb.lifeline-tmp"]
+
+
+def test_managed_restore_never_follows_a_symlink_planted_in_the_data_directory(redis_factory, redis_params, tmp_path):
+    """The Redis account owns the data directory: a symlink it plants where the restore (root)
+    writes must not make root overwrite or chown the file it points to."""
+    target = _managed_target(redis_factory, redis_params)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root's file")
+    victim.chmod(0o600)
+    os.symlink(str(victim), os.path.join(target.dir, "dump.rdb.lifeline-tmp"))
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match=r"dump.rdb.lifeline-tmp was left by a restore .*or planted.*nothing was"):
+        job.run()
+    assert job.opts.service.calls == []
+    assert victim.read_bytes() == b"root's file" and oct(victim.stat().st_mode & 0o777) == "0o600"
+    assert_own_data(target)
+
+
+def test_data_directory_copy_refuses_a_symlink_planted_after_the_check(tmp_path):
+    """The same planted name met at the write itself (a race past the check): O_EXCL|O_NOFOLLOW."""
+    data, victim, staged = tmp_path / "data", tmp_path / "victim", tmp_path / "staged"
+    data.mkdir()
+    victim.write_bytes(b"root's file")
+    staged.write_bytes(b"REDIS0011 new data")
+    os.symlink(str(victim), str(data / "dump.rdb.lifeline-tmp"))
+    directory = DataDir(str(data), os.getuid())
+    try:
+        with pytest.raises(RestoreError, match="already exists .*planted"):
+            directory.copy_in(str(staged), "dump.rdb.lifeline-tmp")
+    finally:
+        directory.close()
+    assert victim.read_bytes() == b"root's file"
+
+
+def test_managed_restore_refuses_a_data_directory_the_server_does_not_own(redis_factory, redis_params):
+    """``dir`` pointed at a directory of another account (the server runs as root here) is refused."""
+    target = _managed_target(redis_factory, redis_params)
+    os.chown(target.dir, 65534, 65534)
+    job = restore_job(redis_params, target, replace=True, managed=True)
+    with pytest.raises(RestoreError, match=r"owned by uid 65534 .*not only by uid 0 the server runs as"):
+        job.run()
+    os.chown(target.dir, 0, 0)
+    assert job.opts.service.calls == []
+    assert_own_data(target)
+
+
+@pytest.mark.parametrize("fail", ["start", "started"])
+def test_managed_restore_whose_start_fails_puts_the_old_rdb_aof_and_config_back(redis_factory, redis_params, fail):
+    """The start fails with nothing started, or after the server came up on the new data."""
+    target = _managed_target(redis_factory, redis_params)
+    with target.client() as c:
+        c.call("SAVE")   # an old dump.rdb too: it must come back, not the backup's
+    with open(os.path.join(target.dir, "dump.rdb"), "rb") as fh:
+        old_rdb = fh.read()
+    job = restore_job(redis_params, target, replace=True, managed=True, fail=(fail,))
+    with pytest.raises(RestoreError, match="start redis-server failed.*put back .*started again on its own data"):
+        job.run()
+    assert job.opts.service.calls == ["stop", "start", "stop", "start"]
+    assert_own_data(target)
+    with open(os.path.join(target.dir, "dump.rdb"), "rb") as fh:
+        assert fh.read() == old_rdb
+    target.stop()
+    target.start()   # from its own AOF again
+    assert_own_data(target)
+
+
+def test_managed_restore_whose_stop_fails_turns_aof_back_on_in_the_running_server(redis_factory, redis_params):
+    target = _managed_target(redis_factory, redis_params)
+    job = restore_job(redis_params, target, replace=True, managed=True, fail=("stop",))
+    with pytest.raises(RestoreError, match="stop redis-server failed.*put back"):
+        job.run()
+    assert job.opts.service.calls == ["stop"]
+    assert_own_data(target)
+    with target.client() as c:
+        assert c.info("persistence")["aof_enabled"] == "1"
 
 
 def test_backup_with_wrong_password_fails_clearly_and_stores_nothing(redis_factory, redis_params):
@@ -346,6 +430,64 @@ def test_restore_refuses_damaged_content_before_touching_the_target(redis_factor
         restore_job(redis_params, target, replace=True).run()
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "keep") == b"me"
+
+
+@pytest.mark.parametrize("fmt", ["rdb", "portable"])
+def test_restore_refuses_a_backup_with_more_databases_than_the_target_before_flushing(redis_factory, redis_params, fmt):
+    """A key in db 20 (the source has ``databases 32``) cannot go into a target with 16: refused
+    before anything changes, not after the target was emptied."""
+    source, target = redis_factory(config={"databases": "32"}), redis_factory()
+    with source.client() as c:
+        c.call("SET", "k0", "zero")
+        c.call("SELECT", 20)
+        c.call("SET", "k20", "twenty")
+    backup(redis_params, source, format=fmt)
+    with target.client() as c:
+        c.call("SET", "precious", "only copy")
+    for managed in (False, True):
+        with pytest.raises(RestoreError, match=r"holds keys in db 20 .*`databases 16` .*at least 21; nothing was"):
+            restore_job(redis_params, target, replace=True, managed=managed).run()
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("GET", "precious") == b"only copy"
+
+
+def test_import_stops_at_a_refused_select_and_puts_no_key_in_another_db(redis_factory):
+    """Pipelined, a refused SELECT 20 let the RESTOREs after it run in db 0."""
+    target = redis_factory()
+    with target.client() as c:
+        c.call("SET", "x", "v")
+        payload = c.call("DUMP", "x")
+        c.call("FLUSHALL")
+        records = [Record(0, b"k0", NO_TTL, payload), Record(20, b"k20", NO_TTL, payload),
+                   Record(20, b"k20b", NO_TTL, payload)]
+        with pytest.raises(SourceError, match=r"SELECT 20 failed: .*DB index is out of range.*`databases`"):
+            import_records(c, records, replace=True)
+    with target.client() as c:
+        assert c.keyspace() == {0: {"keys": 1, "expires": 0}} and c.call("EXISTS", "k20", "k20b") == 0
+
+
+@pytest.mark.parametrize("first", [b"*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n", b"", b"*1\r\n$4\r\nPING\r\n"])
+def test_replication_handoff_sends_nothing_to_a_peer_that_did_not_log_in(tmp_path, first):
+    """Any local process may reach the one-shot master's port before the target: a wrong AUTH,
+    or none, followed by PSYNC gets an error and a closed connection, never the snapshot."""
+    rdb = tmp_path / "dump.rdb"
+    rdb.write_bytes(b"REDIS0011 the snapshot's secret bytes")
+    ours, theirs = socket.socketpair()
+    with theirs:
+        theirs.sendall(first + b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+        served = _serve_handshake(RespClient(ours, "x"), "the-random-password", str(rdb))
+        ours.close()
+        theirs.settimeout(5)
+        got = b""
+        while True:
+            data = theirs.recv(4096)
+            if not data:
+                break
+            got += data
+    assert b"FULLRESYNC" not in got and b"secret" not in got
+    assert served is False
+    assert got.endswith(b"-WRONGPASS invalid password\r\n" if first.startswith(b"*2") else
+                        b"-NOAUTH Authentication required.\r\n")
 
 
 def test_plan_reports_what_would_change_and_changes_nothing(redis_factory, redis_params):

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import ServiceControl, TempRedis
 
 PASSWORD = "lifeline-redis-test-pw"
@@ -60,16 +61,28 @@ class RedisServer(TempRedis):
 
 
 class RedisService(ServiceControl):
-    """Stops and starts a RedisServer the way systemd does a managed one."""
+    """Stops and starts a RedisServer the way systemd does a managed one. ``fail`` names verbs
+    whose first call fails as a failed ``systemctl`` would: "stop" and "start" do nothing, "started"
+    starts the server, then fails (a unit that came up after systemctl gave up)."""
 
-    def __init__(self, server: RedisServer) -> None:
+    def __init__(self, server: RedisServer, *, fail: tuple = ()) -> None:
         self.server = server
         self.calls: list = []
+        self.fail = set(fail)
+
+    def _failing(self, verb: str) -> None:
+        self.calls.append(verb)
+        if verb in self.fail:
+            self.fail.discard(verb)
+            raise SourceError("systemctl %s redis-server failed (exit 1): injected by the test" % verb)
 
     def stop(self) -> None:
-        self.calls.append("stop")
+        self._failing("stop")
         self.server.stop()
 
     def start(self) -> None:
-        self.calls.append("start")
+        self._failing("start")
         self.server.start()   # on its config file as CONFIG REWRITE left it
+        if "started" in self.fail:
+            self.fail.discard("started")
+            raise SourceError("systemctl start redis-server failed (exit 1): timed out, injected by the test")
