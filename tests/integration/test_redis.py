@@ -335,7 +335,7 @@ class _Forged(Component):
 
 
 @pytest.mark.parametrize("kind, data, why", [
-    ("rdb", b"REDIS0010" + b"\xfa" * 50, "redis-check-rdb rejects"),
+    ("rdb", b"REDIS0010" + b"\xfa" * 50, "truncated or corrupt|redis-check-rdb rejects"),
     ("portable", b"LLRP\x01\x00\x00\x00\x01\x00\x00\x00\x00", "truncated"),
 ])
 def test_restore_refuses_damaged_content_before_touching_the_target(redis_factory, redis_params, kind, data, why):
