@@ -60,6 +60,7 @@ class FilesRestoreOptions:
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
     rsync_target: str | None = None      # rsync backups: the snapshot must lie below it
+    rsync_ssh_config: str | None = None  # rsync backups on an SSH target: ssh -F this file
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -190,6 +191,7 @@ class FilesRestore(RestoreJob):
                     made[top] = Stage.made(stages[top])
             if self.location:
                 checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages,
+                                           ssh_config=self.opts.rsync_ssh_config,
                                            whole=sorted(tops) == sorted(self.roots))
             else:
                 checks = self._extract_chain(tops, stages, staging)
