@@ -77,7 +77,7 @@ options:
     type: str
   rsync_ssh_config:
     description:
-      - For an SSH O(rsync_target), an ssh_config file rsync's ssh reads (C(ssh -F)): C(Port),
+      - For an SSH O(rsync_target), an ssh_config file rsync's ssh reads (C(ssh -F)) with C(Port),
         C(IdentityFile), C(UserKnownHostsFile) with C(StrictHostKeyChecking yes). Unset, the ssh
         configuration of the user the module runs as applies.
     type: path
