@@ -8,9 +8,14 @@ at a shell when the controller (or AWX) is down.
   lifeline [--config F] list [--component C] [--host H]
   lifeline [--config F] verify [--component C] [--host H] [--point P]
 
-The config file is JSON with the modules' option names (written 0600 by the common role).
-Secrets may come from files named in the environment instead: LIFELINE_PG_PASSWORD (the value),
-LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
+The config file is JSON with the modules' option names (written 0600 by the common role). The
+top level holds what every component shares and PostgreSQL's connection; each other component's
+options sit in a section named after it (``"redis": {"login_host", "port", ...}``, ``"files":
+{"paths", "exclude"}``, ``"secrets": {"paths"}``), laid over the top level for that component
+only, so Redis's ``port`` is not PostgreSQL's. A section's password comes from the file its
+``login_password_file`` names (0600, written by the common role), never from the config itself.
+Secrets may come from the environment instead: LIFELINE_PG_PASSWORD, LIFELINE_REDIS_PASSWORD
+(the values), LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
 
 Exit codes (stable, for timers and monitoring):
   0 ok, 1 partial (stored in some repositories only),
@@ -54,6 +59,26 @@ def load_config(path: str) -> dict:
     return params
 
 
+#: PostgreSQL's connection at the top level: never handed to another component.
+_PG_CONNECTION = ("login_host", "port", "login_user", "login_password")
+
+
+def component_params(params: dict, name: str) -> dict:
+    """The options the component ``name`` runs with: the top level, then its own section."""
+    section = params.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("%r in the config file must be a JSON object (the %s component's options)" % (name, name))
+    base = params if name == "postgres" else {k: v for k, v in params.items() if k not in _PG_CONNECTION}
+    out = dict(base, **section)
+    out.pop("login_password_file", None)
+    env = os.environ.get("LIFELINE_%s_PASSWORD" % name.upper())
+    if env:
+        out["login_password"] = env
+    elif section.get("login_password_file"):
+        out["login_password"] = config.read_secret_file(section["login_password_file"], "%s password" % name).rstrip("\n")
+    return out
+
+
 def _emit(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -81,7 +106,7 @@ def run(args, params: dict) -> int:
     site = params.get("site", "default")
     if args.command == "backup":
         component = components.get(args.component)
-        options = dict(params, databases=args.database, scope=args.scope)
+        options = dict(component_params(params, component.name), databases=args.database, scope=args.scope)
         outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
                              site=site, host=host, state_dir=config.state_dir(params),
                              signer=config.signer(params))
@@ -94,7 +119,8 @@ def run(args, params: dict) -> int:
         return EXIT_OK
     component = components.get(args.component)
     entry = catalog.select(site=site, host=host, component=component.name, point=args.point)
-    report = verify_backup(entry, config.codec(params), check_for=component.checks(params, entry.manifest))
+    report = verify_backup(entry, config.codec(params),
+                           check_for=component.checks(component_params(params, component.name), entry.manifest))
     _emit(report)
     return EXIT_OK if report["ok"] else IntegrityError.exit_code
 

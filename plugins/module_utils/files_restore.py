@@ -41,6 +41,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.files_place import (
     REPLACED_PREFIX,
     STAGE_PREFIX,
     Moved,
+    Stage,
     put_in_place,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import check_location, copy_snapshot
@@ -59,6 +60,7 @@ class FilesRestoreOptions:
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
     rsync_target: str | None = None      # rsync backups: the snapshot must lie below it
+    rsync_ssh_config: str | None = None  # rsync backups on an SSH target: ssh -F this file
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -179,14 +181,17 @@ class FilesRestore(RestoreJob):
         chosen = self.chosen()
         tops = sorted(set(chosen.values()))
         stages: dict = {}
+        made: dict = {}   # top -> Stage: the moves check that a staging directory is still ours
         try:
             with step("creating a staging directory for the restore under %s" % self.root):
                 for top in tops:
                     parent = self.stage_parent(top)
                     os.makedirs(parent, exist_ok=True)
                     stages[top] = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
+                    made[top] = Stage.made(stages[top])
             if self.location:
                 checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages,
+                                           ssh_config=self.opts.rsync_ssh_config,
                                            whole=sorted(tops) == sorted(self.roots))
             else:
                 checks = self._extract_chain(tops, stages, staging)
@@ -196,11 +201,12 @@ class FilesRestore(RestoreJob):
                 if not os.path.lexists(src):
                     raise NotFoundError("%s is not in backup %s (it did not exist or was deleted by then)"
                                         % (path, self.manifest.backup_id))
-                sources[path] = src
+                sources[path] = files_tar.relative(path)
             moved = Moved()
             with self.guard.shielded(), step("moving the restored files into place under %s" % self.root):
-                for path, src in sources.items():
-                    self.phases.timed("swap", put_in_place, src, plan["paths"][path], moved)
+                for path, rel in sources.items():
+                    self.phases.timed("swap", put_in_place, self.root, made[chosen[path]], rel, plan["paths"][path],
+                                      moved)
         finally:
             for stage in stages.values():
                 shutil.rmtree(stage, ignore_errors=True)

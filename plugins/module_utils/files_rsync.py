@@ -57,6 +57,16 @@ def check_location(text: str, what: str) -> str:
     return text.rstrip("/") or "/"
 
 
+def ssh_argv(ssh_config: str | None) -> list:
+    """rsync's ``-e`` for an SSH target: ``ssh -F <file>`` (port, identity, known hosts with
+    StrictHostKeyChecking) when ``ssh_config`` names one, else the user's own ssh configuration."""
+    if not ssh_config:
+        return []
+    if not _LOCAL_RE.match(ssh_config):
+        raise ConfigError("rsync_ssh_config %r must be an absolute path of letters, digits and '._/+-'" % ssh_config)
+    return ["-e", "ssh -F " + ssh_config]
+
+
 def implied_dirs(paths: list) -> int:
     """Ancestors --relative creates above the backed-up paths (rsync counts them as files)."""
     ancestors = set()
@@ -79,10 +89,12 @@ class _RsyncRun(Source):
     @contextlib.contextmanager
     def open(self):
         comp = self.comp
-        argv = ["rsync", *FLAGS, *["--exclude=" + p for p in comp.exclude]]
+        argv = ["rsync", *FLAGS, *ssh_argv(comp.ssh_config), *["--exclude=" + p for p in comp.exclude]]
         if comp.parent_location:
             argv.append("--link-dest=" + comp.parent_location.split(":", 1)[-1])
-        if not comp.remote:
+        if comp.remote:
+            argv.append("--mkpath")   # <target>/<site>/<host> may not exist yet (rsync 3.2.3+ at both ends)
+        else:
             os.makedirs(os.path.dirname(comp.location), mode=0o700, exist_ok=True)
         argv += ["--"] + comp.paths + [comp.location + "/"]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -116,9 +128,11 @@ class RsyncComponent(FilesComponent):
 
     state_suffix = "-rsync"
 
-    def __init__(self, paths, *, target: str, **kwargs) -> None:
+    def __init__(self, paths, *, target: str, ssh_config: str | None = None, **kwargs) -> None:
         super().__init__(paths, **kwargs)
         self.target = check_location(target or "", "the")
+        self.ssh_config = ssh_config
+        ssh_argv(ssh_config)   # a bad path fails before anything runs
         self.remote = not self.target.startswith("/")
         self.location = ""
         self.parent_location = ""
@@ -172,13 +186,14 @@ class RsyncComponent(FilesComponent):
             shutil.rmtree(self.location, ignore_errors=True)
 
 
-def copy_snapshot(manifest, location: str, tops: list, stages: dict, *, whole: bool) -> list:
+def copy_snapshot(manifest, location: str, tops: list, stages: dict, *, whole: bool,
+                  ssh_config: str | None = None) -> list:
     """rsync ``tops`` out of the snapshot at ``location`` into their staging directories (device
     nodes refused, as tar's are); with ``whole`` the entries are compared with the manifest."""
     staged = 0
     for top in tops:
         rel = posixpath.relpath(top, "/")
-        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
+        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", *ssh_argv(ssh_config), "--",
                 "%s/./%s" % (location, rel), stages[top] + "/"]
         proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
         if proc.returncode != 0:

@@ -6,8 +6,9 @@
 ``rdb`` (default): a point-in-time snapshot. On a server whose files are on this host, BGSAVE
 and stream its dump.rdb (the open file stays the snapshot whatever the server saves next);
 otherwise (or with ``method: replication``) the RDB comes over the replication protocol. Either
-way the stream is checked by redis-check-rdb on its way to the repositories and its key counts
-go into the artifact's meta.
+way the stream is checked on its way to the repositories (redis_rdb): from a file by its CRC-64,
+with the key counts INFO keyspace gave in the BGSAVE's own MULTI/EXEC; over replication by
+redis-check-rdb, which counts the keys. The counts go into the artifact's meta.
 
 ``portable``: every key by SCAN + PTTL + DUMP (redis_keys), for restoring into the same or a
 newer Redis with RESTORE. Keys are read one batch at a time: the stream holds each key as it was
@@ -22,10 +23,10 @@ import os
 from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.component import Component, Source
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import PortableStream, export_records
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import RdbCheck
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import RdbCheck, finish_check, stream_check
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_snapshot import (
     bgsave,
     check_headroom,
@@ -55,7 +56,7 @@ class Method(str, enum.Enum):
 class _Checked:
     """A stream that also feeds ``check`` (redis-check-rdb) as it is read."""
 
-    def __init__(self, stream, check: RdbCheck) -> None:
+    def __init__(self, stream, check) -> None:
         self.stream, self.check = stream, check
 
     def read(self, size: int = -1) -> bytes:
@@ -76,7 +77,7 @@ class _RdbSource(Source):
         """BGSAVE, then open the file it wrote; retried if a save of the server's own replaced
         the file between the two (the counts would not be those of our save)."""
         for _attempt in range(3):
-            saved = bgsave(client, timeout=self.comp.timeout)
+            saved, keyspace = bgsave(client, timeout=self.comp.timeout)
             lastsave = saved[0]
             path = dump_path(client, self.comp.conn)
             if path is None:
@@ -91,7 +92,7 @@ class _RdbSource(Source):
                                   % (client.where, path))
             if save_identity(client) == saved:
                 self.size_hint = info.st_size
-                return fh, lastsave
+                return fh, lastsave, keyspace
             fh.close()
         raise SourceError("%s saves so often that its RDB file changed three times while being "
                           "opened; retry or use method replication" % client.where)
@@ -99,28 +100,50 @@ class _RdbSource(Source):
     @contextlib.contextmanager
     def open(self):
         comp = self.comp
-        check = RdbCheck("the RDB snapshot of %s" % comp.conn.where())
+        what = "the RDB snapshot of %s" % comp.conn.where()
+        check = None
         try:
             with comp.conn.connect() as client:
                 # Both ways fork the server: check that the fork can get its memory first.
                 comp.facts["memory"] = check_headroom(client, local=comp.conn.is_local())
                 if comp.use_file(client):
-                    fh, saved = self._snapshot_file(client)
+                    fh, saved, keyspace = self._snapshot_file(client)
                     self.meta["method"] = Method.FILE.value
                     comp.consistent_at = isotime(datetime.datetime.fromtimestamp(saved, datetime.timezone.utc))
+                    # The CRC-64 proves the bytes; the counts come from the fork, or else from
+                    # redis-check-rdb parsing the stream.
+                    check = stream_check(what) if keyspace is not None else RdbCheck(what)
                     with fh:
                         yield _Checked(fh, check)
+                        self.meta["check"] = finish_check(check, lambda: fh)
+                    self._counts(keyspace, check.counts)
                 else:
+                    # No count of the fork's instant here: redis-check-rdb counts the stream.
                     self.meta["method"] = Method.REPLICATION.value
                     comp.consistent_at = isotime(utcnow())
+                    check = RdbCheck(what)
                     with sync_stream(comp.conn) as stream:
                         yield _Checked(stream, check)
                         if not stream.done:
                             raise SourceError("%s: the RDB stream was not read to its end" % comp.conn.where())
-            self.meta["check"] = check.close()
-            self.meta.update(rdb_version=check.version, **check.counts)
+                    self.meta["check"] = check.close()
+                    self.meta.update(check.counts)
+            self.meta["rdb_version"] = check.version
         finally:
-            check.abort()
+            if check is not None:
+                check.abort()
+
+    def _counts(self, keyspace: dict | None, parsed: dict) -> None:
+        """The fork's counts into the meta; where redis-check-rdb also counted, they must agree."""
+        if keyspace is None:
+            self.meta.update(parsed)
+            return
+        keys = sum(v["keys"] for v in keyspace.values())
+        if parsed and parsed.get("keys") != keys:
+            raise IntegrityError("redis-check-rdb counts %s keys in the RDB, the server held %d at its fork"
+                                 % (parsed.get("keys"), keys))
+        self.meta.update(keys=keys, expires=sum(v["expires"] for v in keyspace.values()),
+                         databases={str(db): v["keys"] for db, v in sorted(keyspace.items())})
 
 
 class _PortableSource(Source):

@@ -96,6 +96,26 @@ def encode_command(args: Sequence) -> bytes:
     return b"".join(out)
 
 
+def parse_info(reply: bytes) -> dict:
+    """An INFO reply as a dict of strings."""
+    out = {}
+    for row in reply.decode("utf-8", "replace").splitlines():
+        if row and not row.startswith("#") and ":" in row:
+            key, value = row.split(":", 1)
+            out[key] = value
+    return out
+
+
+def parse_keyspace(info: dict) -> dict:
+    """{db: {"keys": n, "expires": n}} from INFO keyspace's fields."""
+    out = {}
+    for name, value in info.items():
+        if name.startswith("db") and name[2:].isdigit():
+            fields = dict(item.split("=", 1) for item in value.split(",") if "=" in item)
+            out[int(name[2:])] = {"keys": int(fields.get("keys", 0)), "expires": int(fields.get("expires", 0))}
+    return out
+
+
 class RespClient:
     """One connection. ``call`` sends a command and reads its reply; ``pipeline`` sends many at
     once and reads their replies in order (an error reply is returned as a ReplyError, not
@@ -240,22 +260,11 @@ class RespClient:
     # ---- helpers ----
     def info(self, section: str) -> dict:
         """INFO ``section`` as a dict of strings."""
-        text = self.call("INFO", section).decode("utf-8", "replace")
-        out = {}
-        for row in text.splitlines():
-            if row and not row.startswith("#") and ":" in row:
-                key, value = row.split(":", 1)
-                out[key] = value
-        return out
+        return parse_info(self.call("INFO", section))
 
     def keyspace(self) -> dict:
         """{db: {"keys": n, "expires": n}} for every database holding keys."""
-        out = {}
-        for name, value in self.info("keyspace").items():
-            if name.startswith("db") and name[2:].isdigit():
-                fields = dict(item.split("=", 1) for item in value.split(",") if "=" in item)
-                out[int(name[2:])] = {"keys": int(fields.get("keys", 0)), "expires": int(fields.get("expires", 0))}
-        return out
+        return parse_keyspace(self.info("keyspace"))
 
     def config_get(self, name: str) -> str | None:
         """A CONFIG GET value, None when the command is refused (renamed, ACL) or unknown."""

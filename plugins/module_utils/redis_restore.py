@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Restore a redis backup into a running server, or into a server Lifeline manages.
 
-The artifact is staged and checked whole (redis-check-rdb, or the portable parser with its
-count and sha256) before the target changes; a target that holds keys is replaced only with
+The artifact is staged and checked whole (an RDB's CRC-64 or redis-check-rdb, redis_rdb; the
+portable parser with its count and sha256) before the target changes; a target that holds keys is replaced only with
 ``replace``. Then:
 
 - running server (not managed): a portable stream is RESTOREd key by key; an RDB is loaded into
@@ -33,7 +33,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import Redi
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_datadir import ConfigFile, DataDir, plain_name
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_keys import export_records, import_records
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_portable import read_file, validate_file
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import RdbCheck
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_rdb import finish_check, stream_check
 from ansible_collections.lifeline.dr.plugins.module_utils.redis_server import (
     ServiceControl,
     TempRedis,
@@ -181,15 +181,17 @@ class RedisRestore(RestoreJob):
         return result
 
     def _fetch_rdb(self, art, staging: Staging, what: str) -> str:
-        """Stage the RDB with redis-check-rdb reading it as it arrives; refuse it unless the check
-        passes and counts the keys the manifest records."""
-        check = RdbCheck(what)
+        """Stage the RDB checked as it arrives (its CRC-64, or redis-check-rdb); refuse it unless
+        the check passes and, where it counted them, finds the keys the manifest records. The key
+        counts of what was loaded are compared with the manifest's after the load too."""
+        check = stream_check(what)
         try:
             path = self.fetch(art, staging, name="dump.rdb", also=check)
-            self.phases.timed("check", check.close)
+            with open(path, "rb") as staged:
+                self.phases.timed("check", finish_check, check, lambda: staged)
         finally:
             check.abort()
-        if isinstance(art.meta.get("keys"), int) and check.counts.get("keys") != art.meta["keys"]:
+        if check.counts and isinstance(art.meta.get("keys"), int) and check.counts.get("keys") != art.meta["keys"]:
             raise RestoreError("the staged %s holds %s keys, its manifest records %d"
                                % (what, check.counts.get("keys"), art.meta["keys"]))
         return path

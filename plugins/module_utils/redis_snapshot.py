@@ -22,7 +22,13 @@ import time
 from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import SourceError
-from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import RedisConnection, ReplyError, RespClient
+from ansible_collections.lifeline.dr.plugins.module_utils.redis_conn import (
+    RedisConnection,
+    ReplyError,
+    RespClient,
+    parse_info,
+    parse_keyspace,
+)
 
 POLL = 0.05
 EOF_MARK_LEN = 40
@@ -85,8 +91,31 @@ def _wait_idle(client: RespClient, deadline: float) -> dict:
         time.sleep(POLL)
 
 
+_QUIET = ("expired_keys", "evicted_keys")
+
+
+def _bgsave_counted(client: RespClient) -> dict | None:
+    """BGSAVE with INFO keyspace right behind it in one pipeline, between two INFO stats. When the
+    counters show that nothing ran in between (three commands processed, no key expired or
+    evicted), the counts are those of the fork: an RDB holds every key of the fork, expired or
+    not, each database's size. Else None. (MULTI/EXEC cannot do this: since Redis 7.0 a BGSAVE
+    inside EXEC is only scheduled.)"""
+    replies = client.pipeline([("INFO", "stats"), ("BGSAVE",), ("INFO", "keyspace"), ("INFO", "stats")])
+    for reply in replies:
+        if isinstance(reply, ReplyError):
+            raise reply
+    before, after = parse_info(replies[0]), parse_info(replies[3])
+    try:
+        ran = int(after["total_commands_processed"]) - int(before["total_commands_processed"])
+        quiet = all(int(after[name]) == int(before[name]) for name in _QUIET)
+    except (KeyError, ValueError):
+        return None
+    return parse_keyspace(parse_info(replies[2])) if ran == 3 and quiet else None
+
+
 def bgsave(client: RespClient, *, timeout: float = 3600.0) -> tuple:
-    """Run a BGSAVE to its end; returns (LASTSAVE, rdb_saves) after it, the save's identity.
+    """Run a BGSAVE to its end; returns ((LASTSAVE, rdb_saves) after it, the save's identity,
+    and the keyspace at its fork, {db: {"keys", "expires"}}, or None when it could not be told).
 
     Proof that this save happened: the server's save counter ``rdb_saves`` (Redis 7.0+) moved,
     or, on older servers that lack it, LASTSAVE moved (then a save never starts in the second
@@ -100,11 +129,11 @@ def bgsave(client: RespClient, *, timeout: float = 3600.0) -> tuple:
             time.sleep(POLL)
     while True:
         try:
-            client.call("BGSAVE")
+            keyspace = _bgsave_counted(client)
             break
         except ReplyError as exc:
             if "in progress" not in exc.text:   # an AOF rewrite or another save got there first
-                raise SourceError("%s refused BGSAVE: %s" % (client.where, exc.text)) from None
+                raise SourceError("%s refused BGSAVE or INFO: %s" % (client.where, exc.text)) from None
             _wait_idle(client, deadline)
     info = _wait_idle(client, deadline)
     if info.get("rdb_last_bgsave_status") != "ok":
@@ -113,7 +142,7 @@ def bgsave(client: RespClient, *, timeout: float = 3600.0) -> tuple:
     if now < last or (now == last if saves is None else info.get("rdb_saves") == saves):
         raise SourceError("%s: BGSAVE finished but LASTSAVE and the save counter did not move; "
                           "another process may be managing saves" % client.where)
-    return now, info.get("rdb_saves")
+    return (now, info.get("rdb_saves")), keyspace
 
 
 def save_identity(client: RespClient) -> tuple:

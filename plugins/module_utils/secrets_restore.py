@@ -150,6 +150,7 @@ class SecretsRestore(RestoreJob):
             with step("inspecting %s" % item.target):
                 fd, missing = dirs.open_parent(item.meta.path, create=False)
                 if fd is None:
+                    self._check_creatable(item, missing)
                     item.action = CREATE
                     continue
                 try:
@@ -168,6 +169,18 @@ class SecretsRestore(RestoreJob):
                                % (", ".join(conflicts), "s" if len(conflicts) == 1 else "",
                                   "it" if len(conflicts) == 1 else "them"))
         return {"root": self.root, "files": [f.describe() for f in self.files]}
+
+    def _check_creatable(self, item: _File, missing: list) -> None:
+        """Directories will be made for ``item``: the nearest existing one must be writable."""
+        probe = os.path.dirname(item.target)
+        for _part in missing:
+            probe = os.path.dirname(probe)
+        while not os.path.isdir(probe):
+            probe = os.path.dirname(probe)
+        if not os.access(probe, os.W_OK):
+            raise RestoreError("restore root %s is not writable (%s cannot be written by this user); run the "
+                               "restore with become: true or choose another lifeline_files_restore_root"
+                               % (self.root, probe))
 
     def _action(self, item: _File, what: str, digest, info) -> str:
         if what == "absent":

@@ -27,7 +27,7 @@ author:
 requirements:
   - python >= 3.9
   - GNU tar 1.30 or newer (Debian tar); Debian acl and attr to set ACLs and xattrs on restore
-  - rsync 3.1 or newer (Debian rsync), for O(method=rsync); SSH access to the target for an SSH O(rsync_target)
+  - rsync 3.1 or newer (Debian rsync), for O(method=rsync); for an SSH O(rsync_target) rsync 3.2.3 or newer at both ends and SSH access to the target
   - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
   - zstandard (Debian python3-zstandard), for O(compression=zstd)
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -75,6 +75,12 @@ options:
       - For O(method=rsync), a local directory or an SSH target C([user@]host:/dir) (letters, digits
         and C(._/+-) only). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
     type: str
+  rsync_ssh_config:
+    description:
+      - For an SSH O(rsync_target), an ssh_config file rsync's ssh reads (C(ssh -F)) with C(Port),
+        C(IdentityFile), C(UserKnownHostsFile) with C(StrictHostKeyChecking yes). Unset, the ssh
+        configuration of the user the module runs as applies.
+    type: path
 attributes:
   check_mode:
     description: Checks the paths and every repository and reports what would be backed up; writes nothing.
@@ -262,6 +268,7 @@ def main() -> None:
             level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
             method=dict(type="str", default="tar", choices=["tar", "rsync"]),
             rsync_target=dict(type="str"),
+            rsync_ssh_config=dict(type="path"),
         )),
         required_if=[("method", "rsync", ["rsync_target"])],
         supports_check_mode=True,

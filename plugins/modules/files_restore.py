@@ -71,6 +71,11 @@ options:
         under; a manifest naming a snapshot elsewhere is refused. Unset, the manifest's location is used
         as signed.
     type: str
+  rsync_ssh_config:
+    description:
+      - For a snapshot on an SSH target, the ssh_config file to copy it back with (C(ssh -F)), as
+        for M(lifeline.dr.files_backup). Unset, this user's own ssh configuration applies.
+    type: path
 attributes:
   check_mode:
     description: Resolves the backup and its chain and lists each destination with its action (create, merge, replace); writes nothing.
@@ -277,6 +282,7 @@ def main() -> None:
             replace=dict(type="bool", default=False),
             staging_dir=dict(type="path"),
             rsync_target=dict(type="str"),
+            rsync_ssh_config=dict(type="path"),
         )),
         supports_check_mode=True,
     )

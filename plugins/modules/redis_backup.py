@@ -15,8 +15,11 @@ description:
     C(rdb_saves) (or, before Redis 7, LASTSAVE) that moved, and streams the C(dump.rdb) it wrote. Otherwise (or with O(method=replication)) it
     fetches the RDB over the replication protocol as C(redis-cli --rdb) does. The live
     C(appendonlydir) is never read.
-  - The RDB is checked by C(redis-check-rdb) (every record and the CRC64 trailer) while it streams
-    through compression and encryption into every repository; one it rejects is never stored.
+  - The RDB is checked while it streams through compression and encryption into every
+    repository; one that fails is never stored. From the file, its CRC-64 trailer is checked in
+    process and the key counts are the server's at the fork (C(BGSAVE) and C(INFO keyspace) with
+    nothing run between); over replication, or without crcmod's C extension, or for an RDB saved
+    without a checksum, C(redis-check-rdb) parses every record and counts the keys.
   - With O(format=portable) every key of every database is read by C(SCAN) + C(PTTL) + C(DUMP),
     pipelined, into a framed stream (docs/formats.md) that C(redis_restore) loads with C(RESTORE)
     into the same or a newer Redis. Keys already expired are skipped. Each key is as it was when
@@ -31,6 +34,7 @@ author:
 requirements:
   - python >= 3.9
   - C(redis-check-rdb) (Debian redis-tools) for O(format=rdb)
+  - crcmod with its C extension (Debian python3-crcmod), to check an RDB fast (optional)
   - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
   - zstandard (Debian python3-zstandard), for O(compression=zstd)
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -147,7 +151,7 @@ redis_version:
   type: str
   sample: 7.0.15
 keys:
-  description: Keys in the artifact (for C(rdb) as counted by redis-check-rdb).
+  description: Keys in the artifact (for C(rdb) the server's count at the fork, or as counted by redis-check-rdb).
   returned: success and not check mode
   type: int
   sample: 1200

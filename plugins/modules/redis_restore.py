@@ -10,16 +10,18 @@ short_description: Restore a Redis backup into a running server or a server Life
 version_added: 0.2.0
 description:
   - Picks a backup of O(host) (the source) by O(point), stages its artifact in a 0700 directory
-    and checks it whole (C(redis-check-rdb) for an RDB; framing, key count and sha256 for a
+    and checks it whole (for an RDB its CRC-64 trailer, or C(redis-check-rdb) where crcmod's C
+    extension is missing or the RDB has no checksum; framing, key count and sha256 for a
     portable stream) before the target changes. A corrupt or truncated artifact changes nothing.
   - A target that holds keys is replaced only with O(replace=true); otherwise the task fails and
     nothing is changed. With O(replace=true) the target is emptied (C(FLUSHALL)) once the artifact
     checked, then loaded.
   - Into a running server (the default), a portable stream is loaded with C(RESTORE) (with
-    C(REPLACE) only when O(replace)); an RDB is loaded into a temporary C(redis-server) on a free
-    loopback port inside the staging directory and checked there, then a target on this host
-    replicates from it (C(REPLICAOF), then C(REPLICAOF NO ONE); its AOF is rewritten after the
-    sync) and a remote target gets its keys copied with C(DUMP)/C(PTTL) -> C(RESTORE). The data
+    C(REPLACE) only when O(replace)); a target on this host loads an RDB by replication
+    from the module itself as a one-shot master on loopback (C(REPLICAOF), then C(REPLICAOF NO
+    ONE); its AOF is rewritten after the sync); for a remote target the RDB is loaded into a
+    temporary C(redis-server) on a free loopback port inside the staging directory, checked there,
+    and its keys copied with C(DUMP)/C(PTTL) -> C(RESTORE). The data
     survives the target's restart with C(appendonly yes).
   - Into a server Lifeline manages (O(managed=true), an RDB backup), AOF is turned off in its
     config, the O(service) is stopped, the RDB placed in the server's C(dir) owned as that
@@ -38,6 +40,7 @@ author:
 requirements:
   - python >= 3.9
   - C(redis-check-rdb) (Debian redis-tools) and, for an RDB into a running server, C(redis-server)
+  - crcmod with its C extension (Debian python3-crcmod), to check an RDB fast (optional)
   - cryptography (Debian python3-cryptography)
   - zstandard (Debian python3-zstandard), for zstd-compressed backups
   - boto3 (Debian python3-boto3), for S3 repositories

@@ -32,6 +32,7 @@ from tools import run  # noqa: E402
 
 from ansible_collections.lifeline.dr.plugins.module_utils import config  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup  # noqa: E402
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import LifelineError  # noqa: E402
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_dump import (  # noqa: E402
     PostgresComponent,
     Scope,
@@ -143,6 +144,31 @@ def catalog_entry(params: dict, backup_id: str, *, site: str = SITE, host: str =
 
 def backup_dir(repo_root: str, backup_id: str, *, site: str = SITE, host: str = HOST) -> str:
     return os.path.join(repo_root, site, host, COMPONENT, backup_id)
+
+
+def as_nobody(func) -> str:
+    """Run ``func`` in a child that dropped to uid/gid 65534 (tests run as root, who may write
+    anywhere); returns "done", the LifelineError's message, or the repr of anything else."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            func()
+            message = "done"
+        except LifelineError as exc:
+            message = str(exc)
+        except BaseException as exc:  # pylint: disable=broad-except
+            message = repr(exc)
+        os.write(write, message.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        message = fh.read().decode()
+    os.waitpid(pid, 0)
+    return message
 
 
 def files_under(root: str) -> list:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 import keys
+from lifeline_it import as_nobody
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
@@ -24,7 +25,6 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
     IntegrityError,
     NotFoundError,
-    RestoreError,
     SourceError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import MANIFEST_NAME
@@ -244,25 +244,7 @@ def test_restore_root_not_writable_is_refused(files_params, tree, tmp_path):
     root.mkdir(mode=0o755)
     entry = config.catalog(files_params).select(site="it", host="src", component="files", point="latest")
     job = FILES.restore(entry, config.codec(files_params), dict(files_params, root=str(root)))
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(read)
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            job.plan()
-            message = "planned"
-        except RestoreError as exc:
-            message = str(exc)
-        except BaseException as exc:  # pylint: disable=broad-except
-            message = repr(exc)
-        os.write(write, message.encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as fh:
-        message = fh.read().decode()
-    os.waitpid(pid, 0)
+    message = as_nobody(job.plan)
     assert "restore root %s is not writable" % root in message
     assert os.listdir(root) == []
 

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """setup.yml with the local inventory: the common role installs the host's signing key (0600)
 and writes a CLI configuration that points at it, trusts lifeline_trusted_signers and uses the
-collection-wide lifeline_state_dir; the host CLI run with that configuration makes signed
-backups the catalog accepts. A second run changes nothing."""
+collection-wide lifeline_state_dir, with a section per component (Redis's password in a 0600
+file of its own); the host CLI run with that configuration makes signed backups of every
+component that the catalog accepts and verify passes. A second run changes nothing."""
 from __future__ import annotations
 
 import json
@@ -33,8 +34,8 @@ def _config(setup_run) -> dict:
         return json.load(fh)
 
 
-def _cli(setup_run, *args: str) -> subprocess.CompletedProcess:
-    env = child_env({"LIFELINE_PG_PASSWORD": setup_run["info"]["postgres_password"]})
+def _cli(setup_run, *args: str, **env_extra: str) -> subprocess.CompletedProcess:
+    env = child_env({"LIFELINE_PG_PASSWORD": setup_run["info"]["postgres_password"], **env_extra})
     return subprocess.run([PYTHON, "-c", CLI, "--config", os.path.join(setup_run["etc"], "lifeline.json"), *args],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
 
@@ -71,6 +72,37 @@ def test_host_cli_with_the_setup_config_makes_a_signed_backup_the_catalog_trusts
     backups = json.loads(listed.stdout)["backups"]
     assert [b["backup_id"] for b in backups] == [backup_id]
     assert backups[0]["signed_by"].startswith("ed25519:")
+
+
+def test_setup_config_has_a_section_per_component_and_no_password(setup_run):
+    config, info = _config(setup_run), setup_run["info"]
+    secret = os.path.join(setup_run["etc"], "redis_password")
+    assert config["redis"] == {"login_host": "127.0.0.1", "port": info["redis_source_port"], "format": "rdb",
+                               "login_password_file": secret}
+    assert config["files"]["paths"] == [os.path.join(setup_run["state"], "site", "srv", "app")]
+    assert [os.path.basename(p) for p in config["secrets"]["paths"]] == ["app.env", "tls.key"]
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    with open(secret, encoding="utf-8") as fh:
+        assert fh.read() == info["redis_password"] + "\n"
+    with open(os.path.join(setup_run["etc"], "lifeline.json"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert info["redis_password"] not in text and info["postgres_password"] not in text
+
+
+@pytest.mark.parametrize("component", ["redis", "files", "secrets"])
+def test_host_cli_backs_up_every_component_from_the_setup_config(setup_run, component):
+    # LIFELINE_PG_PASSWORD is set (as for the postgres timer): Redis must log in with its own.
+    backup = _cli(setup_run, "backup", component)
+    assert backup.returncode == 0, backup.stderr
+    made = json.loads(backup.stdout)
+    assert made["status"] == "ok" and made["backup_id"]
+    listed = json.loads(_cli(setup_run, "list", "--component", component).stdout)["backups"]
+    assert made["backup_id"] in [b["backup_id"] for b in listed]
+    # The host holds no identity (it only encrypts): an operator hands one in to verify.
+    verified = _cli(setup_run, "verify", "--component", component, "--point", made["backup_id"],
+                    LIFELINE_IDENTITY_FILE=os.path.join(setup_run["state"], "identity.txt"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert setup_run["info"]["redis_password"] not in backup.stdout + backup.stderr
 
 
 def test_backup_check_mode_prints_the_plan_and_stores_nothing(setup_run):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lifeline_it import files_under
+from lifeline_it import files_under, flip_byte
 from redis_server import RedisService, comparable_value
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
@@ -351,17 +351,21 @@ def test_failed_bgsave_is_reported_with_misconf_and_no_backup_is_stored(redis_fa
     assert not [f for f in files_under(redis_params["repositories"][0]["path"]) if f.endswith("manifest.json")]
 
 
-def test_restore_refuses_truncated_artifact_and_changes_nothing(redis_factory, redis_params):
+@pytest.mark.parametrize("damage, cause", [("truncated", "truncated"), ("flipped", "does not match its manifest.s sha256")])
+def test_restore_refuses_truncated_or_corrupt_artifact_and_changes_nothing(redis_factory, redis_params, damage, cause):
     source, target = redis_factory(), redis_factory()
     fill(source)
     outcome = backup(redis_params, source)
     art = outcome.manifest.artifacts[0]
     path = os.path.join(redis_params["repositories"][0]["path"], outcome.manifest.prefix, art.name)
-    with open(path, "r+b") as fh:
-        fh.truncate(art.size // 2)
+    if damage == "truncated":
+        with open(path, "r+b") as fh:
+            fh.truncate(art.size // 2)
+    else:
+        flip_byte(path, art.size // 2)
     with target.client() as c:
         c.call("SET", "keep", "me")
-    with pytest.raises(IntegrityError, match="truncated"):
+    with pytest.raises(IntegrityError, match=cause):
         restore_job(redis_params, target, replace=True).run()
     with target.client() as c:
         assert c.keyspace() == {0: {"keys": 1, "expires": 0}}
@@ -417,7 +421,7 @@ class _Forged(Component):
 
 
 @pytest.mark.parametrize("kind, data, why", [
-    ("rdb", b"REDIS0010" + b"\xfa" * 50, "redis-check-rdb rejects"),
+    ("rdb", b"REDIS0010" + b"\xfa" * 50, "truncated or corrupt|redis-check-rdb rejects"),
     ("portable", b"LLRP\x01\x00\x00\x00\x01\x00\x00\x00\x00", "truncated"),
 ])
 def test_restore_refuses_damaged_content_before_touching_the_target(redis_factory, redis_params, kind, data, why):

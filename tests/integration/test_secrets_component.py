@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
 import keys
 from forge import put_artifact, write_manifest
-from lifeline_it import PYTHON, ROOT, VENV_BIN, adhoc, ansible_env, files_under, flip_byte
+from lifeline_it import PYTHON, ROOT, VENV_BIN, adhoc, ansible_env, as_nobody, files_under, flip_byte
 from test_playbook_module_defaults import _returns, undocumented
 
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
@@ -450,3 +452,23 @@ def test_secrets_verify_fails_when_the_content_does_not_match_the_carried_digest
     assert report["ok"] is False
     assert "does not match the digest" in report["results"][-1]["error"]
     assert [r["ok"] for r in report["results"][:-1]] == [True, True]
+
+
+def test_secrets_restore_root_not_writable_is_refused_and_nothing_written(sparams, tmp_path):
+    """Tests run as root: the plan runs as 'nobody', for whom a 0755 root-owned root is not writable
+    (the secret is nobody's, so only the root's permissions stand in the way)."""
+    secret = tmp_path / "nobodys" / "app.env"
+    secret.parent.mkdir()
+    secret.write_bytes(b"TOKEN=x\n")
+    os.chmod(secret, 0o600)
+    os.chown(secret, 65534, 65534)
+    backup(sparams, paths=[str(secret)])
+    top = tempfile.mkdtemp(prefix="lifeline-locked-", dir="/tmp")   # pytest's tmp_path is 0700: nobody cannot enter
+    try:
+        os.chmod(top, 0o755)
+        job = restore_job(sparams, root=top)
+        message = as_nobody(job.plan)
+        assert "restore root %s is not writable (%s cannot be written" % (top, top) in message
+        assert os.listdir(top) == []
+    finally:
+        shutil.rmtree(top)

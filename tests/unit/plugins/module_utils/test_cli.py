@@ -93,3 +93,27 @@ def test_the_registry_names_known_components_and_refuses_others():
 def test_untrusted_is_its_own_exit_code_under_integrity():
     assert issubclass(UntrustedError, IntegrityError)
     assert UntrustedError.exit_code != IntegrityError.exit_code
+
+
+def test_a_components_section_overrides_the_top_level_for_it_alone(tmp_path, monkeypatch):
+    secret = tmp_path / "redis_password"
+    secret.write_text("redis-pw\n")
+    params = {"site": "s", "login_host": "10.0.0.5", "port": 5432, "login_password": "pg-pw",
+              "redis": {"port": 6380, "login_password_file": str(secret)}, "files": {"paths": ["/srv"]}}
+    monkeypatch.delenv("LIFELINE_REDIS_PASSWORD", raising=False)
+    redis = cli.component_params(params, "redis")
+    assert redis["port"] == 6380 and redis["login_password"] == "redis-pw" and redis["site"] == "s"
+    assert "login_host" not in redis and "login_password_file" not in redis   # never PostgreSQL's
+    assert "login_password" not in cli.component_params(params, "files")
+    assert cli.component_params(params, "postgres")["login_password"] == "pg-pw"
+    monkeypatch.setenv("LIFELINE_REDIS_PASSWORD", "from-env")
+    assert cli.component_params(params, "redis")["login_password"] == "from-env"
+
+
+def test_a_bad_section_or_missing_password_file_is_a_config_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("LIFELINE_REDIS_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="'redis' in the config file must be a JSON object"):
+        cli.component_params({"redis": ["x"]}, "redis")
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="redis password file %s" % missing):
+        cli.component_params({"redis": {"login_password_file": missing}}, "redis")
