@@ -220,6 +220,9 @@ class FilesRestore(RestoreJob):
             art = archive_of(m)
             what = "backup %s (%s)" % (m.backup_id, art.name)
             path = self.fetch(art, staging, "%s.tar" % m.backup_id, entry=link)
+            for top in tops:  # the symlinks earlier links really made, beside those their listings named
+                symlinks |= files_tar.walk_symlinks(os.path.join(stages[top], files_tar.relative(top)),
+                                                    files_tar.relative(top))
             listing = self.phases.timed("check", files_tar.check_listing, path, roots=names,
                                         symlinks=symlinks, what=what)
             want = (art.meta.get("members"), art.meta.get("bytes"))
