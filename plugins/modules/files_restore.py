@@ -17,7 +17,9 @@ description:
     member and byte counts are compared with its manifest. Archives are then extracted in order
     with C(--listed-incremental=/dev/null), so files deleted between backups are not restored.
   - A backup made with C(method=rsync) is copied out of its snapshot (C(rsync -aHAXS), device
-    nodes refused) instead, and its entry count compared with the manifest.
+    nodes refused) instead, and every copied entry is compared with the snapshot's signed file
+    tree (type, mode, owner, sha256 of the content, link target, xattrs and ACLs); a snapshot that
+    differs, or a backup without a tree, is refused before anything is moved into place.
   - Everything is extracted into a 0700 directory next to the destination (same filesystem) and
     compared with what the archives list; only then is it moved into place. A failure before
     that leaves the destination as it was.
@@ -67,9 +69,9 @@ options:
     type: path
   rsync_target:
     description:
-      - For backups made with C(method=rsync), the directory (or C([user@]host:/dir)) snapshots must lie
-        under; a manifest naming a snapshot elsewhere is refused. Unset, the manifest's location is used
-        as signed.
+      - For backups made with C(method=rsync), the directory this side keeps snapshots under
+        (C(lifeline_files_rsync_target)); required for them. The manifest's location must be exactly
+        a snapshot of O(host) there (C(<rsync_target>/<site>/<host>/<time>-<hex>)), else it is refused.
     type: str
 attributes:
   check_mode:
