@@ -77,7 +77,8 @@ def _secrets() -> ComponentType:
     def restore(entry: Entry, codec: Codec, p: dict):
         return SecretsRestore(entry, codec, SecretsRestoreOptions(
             root=p.get("root") or "/", replace=bool(p.get("replace")),
-            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p)))
+            staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
+            allowed_paths=p.get("allowed_paths")))
 
     return ComponentType("secrets", backup, lambda p, m: check_for(m), restore)
 
@@ -102,7 +103,7 @@ def _files() -> ComponentType:
         return FilesRestore(entry, codec, chain, FilesRestoreOptions(
             paths=p.get("paths") or None, root=p.get("root") or "/", replace=bool(p.get("replace")),
             staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
-            rsync_target=p.get("rsync_target") or None))
+            rsync_target=p.get("rsync_target") or None, allowed_paths=p.get("allowed_paths")))
 
     return ComponentType("files", backup, lambda _p, _m: check_for, restore)
 

@@ -29,6 +29,7 @@ import tempfile
 from typing import Callable, Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils import files_tar
+from ansible_collections.lifeline.dr.plugins.module_utils.allowed_paths import check_allowed, normalised
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
@@ -63,6 +64,7 @@ class FilesRestoreOptions:
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
     rsync_target: str | None = None      # rsync backups: where this side keeps snapshots (required)
+    allowed_paths: list | None = None    # the source's lifeline_files_paths; None: no restriction
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -135,6 +137,8 @@ class FilesRestore(RestoreJob):
         if not root.startswith("/"):
             raise ConfigError("restore root %r must be an absolute path (lifeline_files_restore_root)" % root)
         self.root = os.path.normpath(root)
+        check_allowed(sorted(set(self.chosen().values())), normalised(opts.allowed_paths, "lifeline_files_paths"),
+                      backup_id=entry.manifest.backup_id, variable="lifeline_files_paths")
 
     def dest(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.root, path.lstrip("/")))

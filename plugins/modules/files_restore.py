@@ -73,6 +73,14 @@ options:
         (C(lifeline_files_rsync_target)); required for them. The manifest's location must be exactly
         a snapshot of O(host) there (C(<rsync_target>/<site>/<host>/<time>-<hex>)), else it is refused.
     type: str
+  allowed_paths:
+    description:
+      - The directories a restore may write, as configured for the source host on the restoring side
+        (restore-site.yml passes its C(lifeline_files_paths)); a backed-up directory to restore that
+        is not one of them (or below one) is refused before anything is read or written.
+      - Unset, every directory the signed manifest names is restored; an empty list allows none.
+    type: list
+    elements: str
 attributes:
   check_mode:
     description: Resolves the backup and its chain and lists each destination with its action (create, merge, replace); writes nothing.
@@ -279,6 +287,7 @@ def main() -> None:
             replace=dict(type="bool", default=False),
             staging_dir=dict(type="path"),
             rsync_target=dict(type="str"),
+            allowed_paths=dict(type="list", elements="str"),
         )),
         supports_check_mode=True,
     )

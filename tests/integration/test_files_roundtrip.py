@@ -398,6 +398,21 @@ def test_signed_two_link_chain_through_an_earlier_symlink_changes_nothing_outsid
     assert not [n for n in os.listdir(root / os.path.dirname(rel)) if n.startswith(".lifeline-restore-")]
 
 
+def test_files_restore_writes_only_below_the_sources_configured_paths(files_params, tree, tmp_path):
+    """A signed manifest alone does not decide where a restore writes: allowed_paths (the source's
+    lifeline_files_paths on the restoring side) must hold each directory restored."""
+    backup(files_params, paths=[tree])
+    root = tmp_path / "r"
+    with pytest.raises(IntegrityError, match="holds %s, which is not under the source host's lifeline_files_paths "
+                                             "\\(/srv/app\\)" % tree):
+        restore(files_params, root=str(root), allowed_paths=["/srv/app"])
+    with pytest.raises(IntegrityError, match="lifeline_files_paths \\(empty\\)"):
+        restore(files_params, root=str(root), allowed_paths=[])
+    assert not root.exists()
+    report = restore(files_params, root=str(root), allowed_paths=[os.path.dirname(tree) + "/"])
+    assert report["written_count"] == 1 and os.path.isdir(str(root) + tree)
+
+
 def test_full_archive_restores_with_stock_tools_only(files_params, tree, tmp_path):
     """docs/runbook.md: age -d -i key | zstd -d | tar -x, nothing from Lifeline."""
     outcome = backup(files_params, paths=[tree])
