@@ -76,7 +76,7 @@ options:
     description:
       - For O(method=rsync), a local directory (letters, digits and C(._/+-) only; a mounted share for
         another machine). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
-      - An SSH target C([user@]host:/dir) is refused: the snapshot's file tree is read from the
+      - An SSH target C([user@]host:/dir) is refused, as the snapshot's file tree is read from the
         snapshot written, which must be local.
     type: str
 attributes:

@@ -110,8 +110,8 @@ def test_an_rsync_backup_without_a_signed_file_tree_is_refused(files_params, tre
     params = dict(files_params, paths=[tree], method="rsync", rsync_target=target)
     m = backup(params).manifest
     m.artifacts = [a for a in m.artifacts if a.kind != "rsync-tree"]  # as made before trees were recorded
-    LocalRepository("forge", files_params["repositories"][0]["path"]).put_bytes(m.prefix + MANIFEST_NAME,
-                                                                               m.to_json(keys.SIGNER))
+    repo = LocalRepository("forge", files_params["repositories"][0]["path"])
+    repo.put_bytes(m.prefix + MANIFEST_NAME, m.to_json(keys.SIGNER))
     root = tmp_path / "r"
     with pytest.raises(IntegrityError, match="without a signed file tree"):
         restore(dict(params, repositories=[files_params["repositories"][0]]), root=str(root))
