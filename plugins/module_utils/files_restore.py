@@ -24,10 +24,12 @@ import posixpath
 import shutil
 import stat
 import subprocess
+import re
 import tempfile
 from typing import Callable, Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils import files_tar
+from ansible_collections.lifeline.dr.plugins.module_utils.allowed_paths import check_allowed, normalised
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
@@ -45,11 +47,14 @@ from ansible_collections.lifeline.dr.plugins.module_utils.files_place import (
     put_in_place,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.files_rsync import check_location, copy_snapshot
+from ansible_collections.lifeline.dr.plugins.module_utils.files_tree import TREE_KIND
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Manifest
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreAction, RestoreJob, step
 from ansible_collections.lifeline.dr.plugins.module_utils.staging import Staging
+
+_SNAPSHOT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
 @dataclasses.dataclass
@@ -59,8 +64,8 @@ class FilesRestoreOptions:
     replace: bool = False
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
-    rsync_target: str | None = None      # rsync backups: the snapshot must lie below it
-    rsync_ssh_config: str | None = None  # rsync backups on an SSH target: ssh -F this file
+    rsync_target: str | None = None      # rsync backups: where this side keeps snapshots (required)
+    allowed_paths: list | None = None    # the source's lifeline_files_paths; None: no restriction
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -82,6 +87,32 @@ def archive_of(manifest: Manifest):
     return arts[0]
 
 
+def snapshot_location(manifest: Manifest, rsync_target: str | None) -> str:
+    """The snapshot an rsync backup names, which must be exactly where the restoring side's
+    ``rsync_target`` keeps this host's snapshots (``<target>/<site>/<host>/<time>-<hex>``): the
+    signed location alone may name any path or SSH host."""
+    if not rsync_target:
+        raise ConfigError("backup %s is an rsync snapshot: set rsync_target (lifeline_files_rsync_target) to the "
+                          "directory this side keeps snapshots under" % manifest.backup_id)
+    target = check_location(rsync_target, "the")
+    location = check_location(manifest.facts.get("location"), "manifest")
+    want = "%s/%s/%s/" % (target.rstrip("/"), manifest.site, manifest.host)
+    if not location.startswith(want) or not _SNAPSHOT_NAME.match(location[len(want):]):
+        raise IntegrityError("backup %s names the snapshot %s, which is not a snapshot of %s under rsync_target %s"
+                             % (manifest.backup_id, location, manifest.host, target))
+    return location
+
+
+def tree_of(manifest: Manifest):
+    """The signed file tree of an rsync backup (backups made before it existed are refused)."""
+    arts = [a for a in manifest.artifacts if a.kind == TREE_KIND]
+    if len(arts) != 1:
+        raise IntegrityError("backup %s is an rsync snapshot without a signed file tree (made by lifeline.dr 0.2.0 "
+                             "before trees were recorded): its files cannot be checked, so it is not restored; "
+                             "copy it by hand after checking it, or restore a newer backup" % manifest.backup_id)
+    return arts[0]
+
+
 def _within(path: str, top: str) -> bool:
     return path == top or path.startswith(top + "/")
 
@@ -96,10 +127,8 @@ class FilesRestore(RestoreJob):
         if entry.manifest.facts.get("method") == "rsync":
             # An rsync snapshot is whole: no chain; its location is hostile input like any fact.
             self.chain = chain = [entry]
-            self.location = check_location(entry.manifest.facts.get("location"), "manifest")
-            if opts.rsync_target and not (self.location + "/").startswith(opts.rsync_target.rstrip("/") + "/"):
-                raise IntegrityError("backup %s names the snapshot %s, which is not under rsync_target %s"
-                                     % (entry.manifest.backup_id, self.location, opts.rsync_target))
+            self.location = snapshot_location(entry.manifest, opts.rsync_target)
+            self.tree = tree_of(entry.manifest)
         for link in ([] if self.location else chain):
             if backed_up_paths(link.manifest) != self.roots:
                 raise IntegrityError("backup %s of the chain of %s holds other paths; the chain is not one "
@@ -109,6 +138,8 @@ class FilesRestore(RestoreJob):
         if not root.startswith("/"):
             raise ConfigError("restore root %r must be an absolute path (lifeline_files_restore_root)" % root)
         self.root = os.path.normpath(root)
+        check_allowed(sorted(set(self.chosen().values())), normalised(opts.allowed_paths, "lifeline_files_paths"),
+                      backup_id=entry.manifest.backup_id, variable="lifeline_files_paths")
 
     def dest(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.root, path.lstrip("/")))
@@ -172,7 +203,7 @@ class FilesRestore(RestoreJob):
 
     def to_stage(self, plan: dict) -> list:
         if self.location:
-            return []  # an rsync snapshot is copied straight next to the destination
+            return [self.tree]  # the snapshot itself is copied straight next to the destination
         # One archive is staged at a time: the largest must fit.
         return [max((archive_of(e.manifest) for e in self.chain), key=lambda a: a.plain_size)]
 
@@ -190,9 +221,8 @@ class FilesRestore(RestoreJob):
                     stages[top] = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
                     made[top] = Stage.made(stages[top])
             if self.location:
-                checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages,
-                                           ssh_config=self.opts.rsync_ssh_config,
-                                           whole=sorted(tops) == sorted(self.roots))
+                tree = self.fetch(self.tree, staging)
+                checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages, tree)
             else:
                 checks = self._extract_chain(tops, stages, staging)
             sources = {}
@@ -226,6 +256,9 @@ class FilesRestore(RestoreJob):
             art = archive_of(m)
             what = "backup %s (%s)" % (m.backup_id, art.name)
             path = self.fetch(art, staging, "%s.tar" % m.backup_id, entry=link)
+            for top in tops:  # the symlinks earlier links really made, beside those their listings named
+                symlinks |= files_tar.walk_symlinks(os.path.join(stages[top], files_tar.relative(top)),
+                                                    files_tar.relative(top))
             listing = self.phases.timed("check", files_tar.check_listing, path, roots=names,
                                         symlinks=symlinks, what=what)
             want = (art.meta.get("members"), art.meta.get("bytes"))

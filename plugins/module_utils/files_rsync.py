@@ -7,8 +7,10 @@ Each backup is a complete tree at ``<target>/<site>/<host>/<snapshot>/<path as b
 unchanged files hard-linked to the previous committed snapshot (``--link-dest``); ``target`` is
 a local directory or an SSH target (``[user@]host:/dir``). The manifest goes to the repositories
 as for tar, with ``facts.method: rsync`` and ``facts.location``; its one artifact is rsync's
-itemized change list (``files.rsync-log``), encrypted like any artifact. Each snapshot is whole,
-so every rsync backup is ``full`` (no parent to restore first).
+itemized change list (``files.rsync-log``), encrypted like any artifact, and the snapshot's file
+tree (``files.rsync-tree``, files_tree: every entry's type, mode, owner, content hash and xattrs),
+which a restore checks every copied entry against: the snapshot itself lies outside the signed
+repositories. Each snapshot is whole, so every rsync backup is ``full`` (no parent to restore first).
 """
 from __future__ import annotations
 
@@ -32,7 +34,13 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     SourceError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import STATE, FilesComponent
-from ansible_collections.lifeline.dr.plugins.module_utils.files_tar import walk_names
+from ansible_collections.lifeline.dr.plugins.module_utils.files_tree import (
+    TREE_ARTIFACT,
+    TREE_KIND,
+    compare,
+    read_tree,
+    write_tree,
+)
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import tail
 from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import utcnow
 
@@ -57,16 +65,6 @@ def check_location(text: str, what: str) -> str:
     return text.rstrip("/") or "/"
 
 
-def ssh_argv(ssh_config: str | None) -> list:
-    """rsync's ``-e`` for an SSH target: ``ssh -F <file>`` (port, identity, known hosts with
-    StrictHostKeyChecking) when ``ssh_config`` names one, else the user's own ssh configuration."""
-    if not ssh_config:
-        return []
-    if not _LOCAL_RE.match(ssh_config):
-        raise ConfigError("rsync_ssh_config %r must be an absolute path of letters, digits and '._/+-'" % ssh_config)
-    return ["-e", "ssh -F " + ssh_config]
-
-
 def implied_dirs(paths: list) -> int:
     """Ancestors --relative creates above the backed-up paths (rsync counts them as files)."""
     ancestors = set()
@@ -89,12 +87,10 @@ class _RsyncRun(Source):
     @contextlib.contextmanager
     def open(self):
         comp = self.comp
-        argv = ["rsync", *FLAGS, *ssh_argv(comp.ssh_config), *["--exclude=" + p for p in comp.exclude]]
+        argv = ["rsync", *FLAGS, *["--exclude=" + p for p in comp.exclude]]
         if comp.parent_location:
             argv.append("--link-dest=" + comp.parent_location.split(":", 1)[-1])
-        if comp.remote:
-            argv.append("--mkpath")   # <target>/<site>/<host> may not exist yet (rsync 3.2.3+ at both ends)
-        else:
+        if not comp.remote:
             os.makedirs(os.path.dirname(comp.location), mode=0o700, exist_ok=True)
         argv += ["--"] + comp.paths + [comp.location + "/"]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -123,17 +119,44 @@ class _RsyncRun(Source):
         yield io.BytesIO(log)
 
 
+class _SnapshotTree(Source):
+    """files_tree of the snapshot just written (a local target: the snapshot itself is read)."""
+
+    name = TREE_ARTIFACT
+    kind = TREE_KIND
+
+    def __init__(self, comp: "RsyncComponent") -> None:
+        self.comp = comp
+        self.meta = {}
+
+    @contextlib.contextmanager
+    def open(self):
+        comp = self.comp
+        rels = [posixpath.relpath(p, "/") for p in comp.paths]
+        with tempfile.TemporaryFile() as out:
+            try:
+                self.meta["entries"] = write_tree(comp.tree_base(), rels, out)
+            except OSError as exc:
+                raise SourceError("cannot read the snapshot %s to record its file tree: %s"
+                                  % (comp.location, exc)) from None
+            out.seek(0)
+            yield out
+
+
 class RsyncComponent(FilesComponent):
     """Back up ``paths`` as a hard-link snapshot under ``target`` (local dir or [user@]host:/dir)."""
 
     state_suffix = "-rsync"
 
-    def __init__(self, paths, *, target: str, ssh_config: str | None = None, **kwargs) -> None:
+    def __init__(self, paths, *, target: str, **kwargs) -> None:
         super().__init__(paths, **kwargs)
         self.target = check_location(target or "", "the")
-        self.ssh_config = ssh_config
-        ssh_argv(ssh_config)   # a bad path fails before anything runs
         self.remote = not self.target.startswith("/")
+        if self.remote:
+            # The signed file tree is read from the snapshot written; over SSH it cannot be yet.
+            raise ConfigError("rsync to an SSH target (%s) is not supported: a restore checks every file against "
+                              "the snapshot's signed file tree, which is read from a local snapshot; use a local "
+                              "directory (a mounted share) as rsync_target" % self.target)
         self.location = ""
         self.parent_location = ""
         self.committed = False
@@ -169,6 +192,10 @@ class RsyncComponent(FilesComponent):
 
     def artifacts(self):
         yield _RsyncRun(self)
+        yield _SnapshotTree(self)
+
+    def tree_base(self) -> str:
+        return self.location
 
     def after_commit(self, manifest) -> None:
         os.makedirs(self.state_path, mode=0o700, exist_ok=True)
@@ -186,24 +213,22 @@ class RsyncComponent(FilesComponent):
             shutil.rmtree(self.location, ignore_errors=True)
 
 
-def copy_snapshot(manifest, location: str, tops: list, stages: dict, *, whole: bool,
-                  ssh_config: str | None = None) -> list:
+def copy_snapshot(manifest, location: str, tops: list, stages: dict, tree_path: str) -> list:
     """rsync ``tops`` out of the snapshot at ``location`` into their staging directories (device
-    nodes refused, as tar's are); with ``whole`` the entries are compared with the manifest."""
-    staged = 0
+    nodes refused, as tar's are), then compare every copied entry with the signed file tree at
+    ``tree_path``: the snapshot lies where other hosts may write."""
+    checks = []
     for top in tops:
         rel = posixpath.relpath(top, "/")
-        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", *ssh_argv(ssh_config), "--",
+        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
                 "%s/./%s" % (location, rel), stages[top] + "/"]
         proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
         if proc.returncode != 0:
             raise RestoreError("copying %s out of the rsync snapshot %s failed (exit %d): %s; nothing was "
                                "moved into place" % (top, location, proc.returncode, tail(proc.stderr)))
-        staged += len(walk_names(os.path.join(stages[top], rel), rel))
-    if not whole:
-        return ["%d entries copied from the snapshot %s (a part of the backup: not compared)" % (staged, location)]
-    want = manifest.facts.get("members")
-    if staged != want:
-        raise RestoreError("the snapshot %s holds %d entries under %s; backup %s recorded %s; nothing was "
-                           "moved into place" % (location, staged, ", ".join(tops), manifest.backup_id, want))
-    return ["%d entries copied from the snapshot %s, as the manifest records" % (staged, location)]
+        what = "backup %s (snapshot %s)" % (manifest.backup_id, location)
+        tree = read_tree(tree_path, [rel], what)
+        count = compare(stages[top], [rel], tree, what)
+        checks.append("%d entries under %s copied from the snapshot %s, each as the signed file tree records "
+                      "(type, mode, owner, content, xattrs)" % (count, top, location))
+    return checks

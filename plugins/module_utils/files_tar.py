@@ -116,10 +116,34 @@ def _under(name: str, roots: list) -> bool:
     return any(r == "." or name == r or name.startswith(r + "/") for r in roots)
 
 
+def _link_above(name: str, symlinks: set, *, inclusive: bool = False) -> str | None:
+    """The symlink ``name`` lies below (or, ``inclusive``, is), or None."""
+    parts = name.split("/")
+    for depth in range(1, len(parts) + (1 if inclusive else 0)):
+        if "/".join(parts[:depth]) in symlinks:
+            return "/".join(parts[:depth])
+    return None
+
+
+def _check_rename(source: str, dest: str, *, roots: list, symlinks: set, what: str) -> None:
+    """A dumpdir rename record moves ``source`` to ``dest`` at extraction: both must lie inside
+    the backed-up paths and neither may be or lie below a symlink (tar's rename follows it)."""
+    for name in (source, dest):
+        if not _under(name, roots):
+            raise IntegrityError("%s: a directory rename record names %r, outside the backed-up paths" % (what, name))
+        link = _link_above(name, symlinks, inclusive=True)
+        if link is not None:
+            raise IntegrityError("%s: a directory rename record names %r, which is or lies below the symlink %r: "
+                                 "refusing an archive that moves files through a link" % (what, name, link))
+
+
 def check_listing(path: str, *, roots: list, symlinks: set, what: str) -> Listing:
     """Read the archive at ``path`` (headers only) and refuse it before extraction when it holds
     anything a backup of ``roots`` (member names, relative) cannot. ``symlinks`` carries the
-    symlinks of earlier archives of the chain (updated in place)."""
+    symlinks of earlier archives of the chain (updated in place): each archive of a chain is
+    extracted by its own tar run into the same directory, so a symlink an earlier one made is a
+    real symlink there, and tar follows it in the parents of a member, of a hard link's target
+    and of a rename record's names. A hard link to a symlink is a symlink."""
     listing = Listing()
     try:
         with tarfile.open(path, mode="r:") as archive:
@@ -128,25 +152,36 @@ def check_listing(path: str, *, roots: list, symlinks: set, what: str) -> Listin
                 if not _under(name, roots):
                     raise IntegrityError("%s: member %r lies outside the backed-up paths %s"
                                          % (what, name, ", ".join("/" + r for r in roots)))
-                parts = name.split("/")
-                for depth in range(1, len(parts)):
-                    if "/".join(parts[:depth]) in symlinks:
-                        raise IntegrityError("%s: member %r lies below the symlink %r: refusing an "
-                                             "archive that writes through a link" % (what, name, "/".join(parts[:depth])))
+                link = _link_above(name, symlinks)
+                if link is not None:
+                    raise IntegrityError("%s: member %r lies below the symlink %r: refusing an "
+                                         "archive that writes through a link" % (what, name, link))
                 if member.ischr() or member.isblk():
                     raise IntegrityError("%s: refusing device node %r" % (what, name))
+                is_link = member.issym()
                 if member.islnk():
                     target = _clean(member.linkname, what)
                     if not _under(target, roots):
                         raise IntegrityError("%s: hard link %r points outside the backed-up paths (%r)"
                                              % (what, name, member.linkname))
-                if member.issym():
+                    link = _link_above(target, symlinks)
+                    if link is not None:
+                        raise IntegrityError("%s: hard link %r points to %r, below the symlink %r: refusing an "
+                                             "archive that links through a link" % (what, name, target, link))
+                    is_link = target in symlinks
+                if is_link:
                     symlinks.add(name)
                 else:
                     symlinks.discard(name)
                 dumpdir = member.pax_headers.get("GNU.dumpdir")
                 if dumpdir is not None:
+                    first = len(listing.renames)
                     listing.dumpdirs[name] = _dumpdir_names(dumpdir, name, what, listing.renames)
+                    for source, dest in listing.renames[first:]:
+                        _check_rename(source, dest, roots=roots, symlinks=symlinks, what=what)
+                        moved = {n for n in symlinks if n.startswith(source + "/")}
+                        symlinks.difference_update(moved)
+                        symlinks.update(dest + n[len(source):] for n in moved)
                 listing.names[name] = member.type
                 listing.members += 1
                 if member.isreg():
@@ -155,6 +190,8 @@ def check_listing(path: str, *, roots: list, symlinks: set, what: str) -> Listin
         raise IntegrityError("%s is not a readable tar archive: %s" % (what, exc)) from None
     except OSError as exc:
         raise IntegrityError("cannot read %s: %s" % (what, exc.strerror)) from None
+    for source, dest in listing.renames:  # again against every symlink the archive holds
+        _check_rename(source, dest, roots=roots, symlinks=symlinks, what=what)
     return listing
 
 
@@ -199,6 +236,18 @@ def apply_listing(tree: set, listing: Listing) -> None:
         gone = [n for n in tree if n.startswith(prefix) and n[len(prefix):].split("/")[0] not in keep]
         tree.difference_update(gone)
     tree.update(listing.names)
+
+
+def walk_symlinks(top: str, base: str) -> set:
+    """Symlinks below the staged ``top``, as members would name them (``base``/...): what a
+    chain's earlier archives really made, whatever the listings said."""
+    links = set()
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        prefix = base if rel == "." else posixpath.join(base, rel)
+        links.update(posixpath.join(prefix, n) for n in dirnames + filenames
+                     if os.path.islink(os.path.join(dirpath, n)))
+    return links
 
 
 def walk_names(top: str, base: str) -> set:

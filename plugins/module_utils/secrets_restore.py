@@ -18,6 +18,7 @@ import os
 import stat
 from typing import Callable
 
+from ansible_collections.lifeline.dr.plugins.module_utils.allowed_paths import check_allowed, normalised
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Entry
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
@@ -51,6 +52,7 @@ class SecretsRestoreOptions:
     replace: bool = False           # replace an existing file whose content differs
     staging_dir: str = "/var/lib/lifeline/staging"
     state_dir: str = "/var/lib/lifeline"
+    allowed_paths: list | None = None  # the source's lifeline_secrets_paths; None: no restriction
 
 
 @dataclasses.dataclass
@@ -61,6 +63,7 @@ class _File:
     uid: int = -1
     gid: int = -1
     action: str = CREATE
+    inspected: tuple = ()   # (st_dev, st_ino) of the existing file the plan compared
 
     def describe(self) -> dict:
         """What the plan and the result show: never content, never a digest."""
@@ -116,6 +119,8 @@ class SecretsRestore(RestoreJob):
         self.opts = opts
         self.root = os.path.normpath(opts.root)
         self.files = checked_files(entry.manifest, self.root)
+        check_allowed([f.meta.path for f in self.files], normalised(opts.allowed_paths, "lifeline_secrets_paths"),
+                      backup_id=entry.manifest.backup_id, variable="lifeline_secrets_paths")
         self.digests: dict = {}
 
     def target(self) -> str:
@@ -193,6 +198,7 @@ class SecretsRestore(RestoreJob):
         if digest != self.digests[item.art.name]:
             return REPLACE
         same = (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (item.uid, item.gid, item.meta.mode)
+        item.inspected = (info.st_dev, info.st_ino)
         return UNCHANGED if same else ATTRIBUTES
 
     def to_stage(self, plan: dict) -> list:
@@ -207,7 +213,11 @@ class SecretsRestore(RestoreJob):
             for item in (f for f in self.files if f.action != UNCHANGED):
                 with step("preparing %s" % item.target):
                     fds.append(dirs.open_parent(item.meta.path, create=True)[0])
-                ready.append((item, self._prepare(item, fds[-1]) if item.action != ATTRIBUTES else None, fds[-1]))
+                if item.action == ATTRIBUTES:
+                    fds.append(_open_inspected(item, fds[-1]))
+                    ready.append((item, None, fds[-1]))
+                else:
+                    ready.append((item, self._prepare(item, fds[-1]), fds[-1]))
             with self.guard.shielded(), step("putting the restored secret files in place"):
                 self.phases.timed("swap", self._swap, ready)
             done = True
@@ -242,18 +252,27 @@ class SecretsRestore(RestoreJob):
         return temp
 
     def _swap(self, ready: list) -> None:
-        for item, temp, dir_fd in ready:
-            if temp is None:  # same content, other owner or mode: set them on the file itself
-                file_fd = os.open(os.path.basename(item.target), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                                  dir_fd=dir_fd)
-                try:
-                    os.fchown(file_fd, item.uid, item.gid)
-                    os.fchmod(file_fd, item.meta.mode)
-                finally:
-                    os.close(file_fd)
+        for item, temp, fd in ready:
+            if temp is None:  # same content, other owner or mode: set them on the file the plan compared
+                os.fchown(fd, item.uid, item.gid)
+                os.fchmod(fd, item.meta.mode)
             else:
                 temp.rename_to(os.path.basename(item.target))
                 temp.discard()
+
+
+def _open_inspected(item: _File, dir_fd: int) -> int:
+    """The existing file whose owner and mode are to be set, opened without following a link and
+    checked to be the very file the plan compared (same device and inode, a regular file with one
+    name: fchmod on a second name of another file would change that file too)."""
+    fd = os.open(os.path.basename(item.target), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 dir_fd=dir_fd)
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != item.inspected or not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise RestoreError("%s changed since it was inspected (another file, not a regular file, or one with "
+                           "more than one name); nothing was changed" % item.target)
+    return fd
 
 
 _CHECKS = {CREATE: "written and read back: content matches the digest the backup carries",

@@ -27,7 +27,7 @@ author:
 requirements:
   - python >= 3.9
   - GNU tar 1.30 or newer (Debian tar); Debian acl and attr to set ACLs and xattrs on restore
-  - rsync 3.1 or newer (Debian rsync), for O(method=rsync); for an SSH O(rsync_target) rsync 3.2.3 or newer at both ends and SSH access to the target
+  - rsync 3.1 or newer (Debian rsync), for O(method=rsync)
   - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
   - zstandard (Debian python3-zstandard), for O(compression=zstd)
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -65,22 +65,20 @@ options:
     description:
       - C(tar) streams a GNU tar archive into the repositories (encrypted, full then incremental).
       - C(rsync) writes a browsable hard-link snapshot (C(rsync -aHAXS --link-dest) to the previous
-        one) under O(rsync_target), I(not encrypted); the signed manifest (C(facts.location)) and an
-        encrypted change list go to the repositories. Every rsync backup is C(full); O(level) is ignored.
+        one) under O(rsync_target), I(not encrypted); the signed manifest (C(facts.location)), an
+        encrypted change list and the encrypted file tree of the snapshot (each entry's type, mode,
+        owner, content sha256 and xattrs, which a restore checks every file against) go to the
+        repositories. Every rsync backup is C(full); O(level) is ignored.
     type: str
     default: tar
     choices: [tar, rsync]
   rsync_target:
     description:
-      - For O(method=rsync), a local directory or an SSH target C([user@]host:/dir) (letters, digits
-        and C(._/+-) only). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
+      - For O(method=rsync), a local directory (letters, digits and C(._/+-) only; a mounted share for
+        another machine). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
+      - An SSH target C([user@]host:/dir) is refused, as the snapshot's file tree is read from the
+        snapshot written, which must be local.
     type: str
-  rsync_ssh_config:
-    description:
-      - For an SSH O(rsync_target), an ssh_config file rsync's ssh reads (C(ssh -F)) with C(Port),
-        C(IdentityFile), C(UserKnownHostsFile) with C(StrictHostKeyChecking yes). Unset, the ssh
-        configuration of the user the module runs as applies.
-    type: path
 attributes:
   check_mode:
     description: Checks the paths and every repository and reports what would be backed up; writes nothing.
@@ -112,14 +110,14 @@ EXAMPLES = r"""
     msg: "{{ files_backup.skipped_paths }}"
   when: files_backup.status == 'partial'
 
-- name: Browsable hard-link snapshots on the backup server (rsync over SSH)
+- name: Browsable hard-link snapshots on the backup server's share, mounted at /mnt/snapshots
   lifeline.dr.files_backup:
     repositories: "{{ lifeline_repositories }}"
     recipients: "{{ lifeline_recipients }}"
     signing_key: "{{ lifeline_signing_key }}"
     paths: "{{ lifeline_files_paths }}"
     method: rsync
-    rsync_target: backup@vault.example.com:/srv/snapshots
+    rsync_target: /mnt/snapshots
   become: true
 
 - name: A full backup every Sunday
@@ -268,7 +266,6 @@ def main() -> None:
             level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
             method=dict(type="str", default="tar", choices=["tar", "rsync"]),
             rsync_target=dict(type="str"),
-            rsync_ssh_config=dict(type="path"),
         )),
         required_if=[("method", "rsync", ["rsync_target"])],
         supports_check_mode=True,

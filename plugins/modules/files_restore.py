@@ -17,7 +17,9 @@ description:
     member and byte counts are compared with its manifest. Archives are then extracted in order
     with C(--listed-incremental=/dev/null), so files deleted between backups are not restored.
   - A backup made with C(method=rsync) is copied out of its snapshot (C(rsync -aHAXS), device
-    nodes refused) instead, and its entry count compared with the manifest.
+    nodes refused) instead, and every copied entry is compared with the snapshot's signed file
+    tree (type, mode, owner, sha256 of the content, link target, xattrs and ACLs); a snapshot that
+    differs, or a backup without a tree, is refused before anything is moved into place.
   - Everything is extracted into a 0700 directory next to the destination (same filesystem) and
     compared with what the archives list; only then is it moved into place. A failure before
     that leaves the destination as it was.
@@ -67,15 +69,18 @@ options:
     type: path
   rsync_target:
     description:
-      - For backups made with C(method=rsync), the directory (or C([user@]host:/dir)) snapshots must lie
-        under; a manifest naming a snapshot elsewhere is refused. Unset, the manifest's location is used
-        as signed.
+      - For backups made with C(method=rsync), the directory this side keeps snapshots under
+        (C(lifeline_files_rsync_target)); required for them. The manifest's location must be exactly
+        a snapshot of O(host) there (C(<rsync_target>/<site>/<host>/<time>-<hex>)), else it is refused.
     type: str
-  rsync_ssh_config:
+  allowed_paths:
     description:
-      - For a snapshot on an SSH target, the ssh_config file to copy it back with (C(ssh -F)), as
-        for M(lifeline.dr.files_backup). Unset, this user's own ssh configuration applies.
-    type: path
+      - The directories a restore may write, as configured for the source host on the restoring side
+        (restore-site.yml passes its C(lifeline_files_paths)); a backed-up directory to restore that
+        is not one of them (or below one) is refused before anything is read or written.
+      - Unset, every directory the signed manifest names is restored; an empty list allows none.
+    type: list
+    elements: str
 attributes:
   check_mode:
     description: Resolves the backup and its chain and lists each destination with its action (create, merge, replace); writes nothing.
@@ -282,7 +287,7 @@ def main() -> None:
             replace=dict(type="bool", default=False),
             staging_dir=dict(type="path"),
             rsync_target=dict(type="str"),
-            rsync_ssh_config=dict(type="path"),
+            allowed_paths=dict(type="list", elements="str"),
         )),
         supports_check_mode=True,
     )

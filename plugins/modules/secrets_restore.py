@@ -61,6 +61,15 @@ options:
     description: Replace existing files whose content differs from the backup's.
     type: bool
     default: false
+  allowed_paths:
+    description:
+      - The paths secret files may be restored from, as configured for the source host on the
+        restoring side (restore-site.yml passes its C(lifeline_secrets_paths)); a backed-up path that
+        is not one of them (or below one) is refused before anything is read or written, so a stolen
+        host signing key cannot make a restore write, say, C(/etc/cron.d/x).
+      - Unset, every path the signed manifest names is restored; an empty list allows none.
+    type: list
+    elements: str
 attributes:
   check_mode:
     description: Resolves the backup and lists each file with its path, mode, owner and action; writes nothing.
@@ -306,6 +315,7 @@ def main() -> None:
             point=dict(type="str", default="latest"),
             root=dict(type="path", default="/"),
             replace=dict(type="bool", default=False),
+            allowed_paths=dict(type="list", elements="str"),
         )),
         supports_check_mode=True,
     )

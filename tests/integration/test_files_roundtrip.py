@@ -332,6 +332,69 @@ def test_hostile_archive_is_refused_before_extraction(files_params, tree, tmp_pa
     assert not (root / rel).exists()
 
 
+def _outside_state(top) -> dict:
+    return {p.name: (p.lstat().st_ino, p.lstat().st_nlink, p.read_bytes() if p.is_file() else None)
+            for p in top.iterdir()}
+
+
+@pytest.mark.parametrize("shape, cause", [
+    ("hardlink-to-symlink", "lies below the symlink"),
+    ("hardlink-below-symlink", "below the symlink"),
+    ("rename-through-symlink", "rename record names"),
+])
+def test_signed_two_link_chain_through_an_earlier_symlink_changes_nothing_outside_staging(
+        files_params, tree, tmp_path, shape, cause):
+    """A compromised host signs a full backup holding l -> <outside> and an incremental that
+    reaches through l (each link is extracted by its own tar run, so l is a real symlink by then)."""
+    full = backup(files_params, paths=[tree])
+    with open(os.path.join(tree, "new.txt"), "w", encoding="utf-8") as fh:
+        fh.write("changed")
+    incr = backup(files_params, paths=[tree])
+    assert incr.manifest.kind == "incremental" and incr.manifest.parent_id == full.manifest.backup_id
+    rel = tree.lstrip("/")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shadow").write_text("root:secret\n")
+    (outside / "victim").mkdir()
+    before = _outside_state(outside)
+    top = _info(rel, tarfile.DIRTYPE)
+    top.pax_headers = {"GNU.dumpdir": "Yl\x00"}
+    _forge(files_params, full, [(top, b""), (_info(rel + "/l", tarfile.SYMTYPE, str(outside)), b"")])
+    if shape == "hardlink-to-symlink":
+        second = [(_info(rel, tarfile.DIRTYPE), b""), (_info(rel + "/h", tarfile.LNKTYPE, rel + "/l"), b""),
+                  (_info(rel + "/h/planted"), b"#!/bin/sh\necho owned\n")]
+        second[2][0].mode = 0o4755
+    elif shape == "hardlink-below-symlink":
+        second = [(_info(rel, tarfile.DIRTYPE), b""), (_info(rel + "/h", tarfile.LNKTYPE, rel + "/l/shadow"), b"")]
+    else:
+        moving = _info(rel, tarfile.DIRTYPE)
+        moving.pax_headers = {"GNU.dumpdir": "R%s/l/victim\x00T%s/stolen\x00Yl\x00Dstolen\x00" % (rel, rel)}
+        second = [(moving, b"")]
+    _forge(files_params, incr, second)
+    params = dict(files_params, repositories=[files_params["repositories"][0]])
+    root = tmp_path / "target"
+    with pytest.raises(IntegrityError, match=cause):
+        restore(params, root=str(root))
+    assert _outside_state(outside) == before
+    assert not (root / rel).exists()
+    assert not [n for n in os.listdir(root / os.path.dirname(rel)) if n.startswith(".lifeline-restore-")]
+
+
+def test_files_restore_writes_only_below_the_sources_configured_paths(files_params, tree, tmp_path):
+    """A signed manifest alone does not decide where a restore writes: allowed_paths (the source's
+    lifeline_files_paths on the restoring side) must hold each directory restored."""
+    backup(files_params, paths=[tree])
+    root = tmp_path / "r"
+    with pytest.raises(IntegrityError, match="holds %s, which is not under the source host's lifeline_files_paths "
+                                             "\\(/srv/app\\)" % tree):
+        restore(files_params, root=str(root), allowed_paths=["/srv/app"])
+    with pytest.raises(IntegrityError, match="lifeline_files_paths \\(empty\\)"):
+        restore(files_params, root=str(root), allowed_paths=[])
+    assert not root.exists()
+    report = restore(files_params, root=str(root), allowed_paths=[os.path.dirname(tree) + "/"])
+    assert report["written_count"] == 1 and os.path.isdir(str(root) + tree)
+
+
 def test_full_archive_restores_with_stock_tools_only(files_params, tree, tmp_path):
     """docs/runbook.md: age -d -i key | zstd -d | tar -x, nothing from Lifeline."""
     outcome = backup(files_params, paths=[tree])

@@ -472,3 +472,56 @@ def test_secrets_restore_root_not_writable_is_refused_and_nothing_written(sparam
         assert os.listdir(top) == []
     finally:
         shutil.rmtree(top)
+
+
+# ---------------------------------------------------------------- where a restore may write
+
+
+def test_secrets_restore_refuses_a_signed_path_outside_the_sources_configured_paths(sparams, sources):
+    """A stolen host signing key signs a backup 'of' /etc/cron.d/...: the restoring side allows
+    only the source's lifeline_secrets_paths from its own inventory."""
+    def edit(body):
+        body["artifacts"][1]["meta"]["path"] = "/etc/cron.d/lifeline-planted"
+
+    lp = _forged(sparams, edit)
+    allowed = [sources["env"], sources["key"]]
+    with pytest.raises(IntegrityError, match="holds /etc/cron.d/lifeline-planted, which is not under the source "
+                                             "host's lifeline_secrets_paths"):
+        restore_job(lp, allowed_paths=allowed)
+    with pytest.raises(IntegrityError, match="lifeline_secrets_paths \\(empty\\)"):
+        restore_job(lp, allowed_paths=[])
+    assert not os.path.exists(sparams["root"])
+
+
+def test_secrets_restore_within_the_configured_paths_restores(sparams, sources):
+    backup(sparams)
+    report = restore_job(sparams, allowed_paths=[sources["env"], os.path.dirname(sources["key"])]).run()
+    assert {f["action"] for f in report["files"]} == {"create"} and len(report["files"]) == 2
+
+
+@pytest.mark.parametrize("swap", ["other-inode", "second-name"])
+def test_secrets_owner_and_mode_fix_refuses_a_file_swapped_after_the_plan(sparams, sources, tmp_path, swap):
+    backup(sparams)
+    restore_job(sparams).run()
+    env = under(sparams["root"], sources["env"])
+    os.chmod(env, 0o644)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(open(env, "rb").read())  # same content: only owner and mode would be "fixed"
+    os.chmod(elsewhere, 0o644)
+    job = restore_job(sparams)
+    plan = job.plan
+
+    def plan_then_swap():
+        out = plan()
+        if swap == "other-inode":  # another file of the same content put in its place
+            os.unlink(env)
+            os.link(elsewhere, env)
+            os.unlink(elsewhere)
+        else:  # the same file gets a second name elsewhere: fchmod would change it there too
+            os.link(env, elsewhere.with_name("second"))
+        return out
+
+    job.plan = plan_then_swap
+    with pytest.raises(RestoreError, match="changed since it was inspected"):
+        job.run()
+    assert os.stat(env).st_mode & 0o777 == 0o644

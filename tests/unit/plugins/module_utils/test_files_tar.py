@@ -96,3 +96,57 @@ def test_apply_listing_deletes_what_a_dumpdir_no_longer_lists_and_follows_rename
                                 renames=[("srv/d/sub", "srv/d/moved")])
     files_tar.apply_listing(tree, listing)
     assert tree == {"srv/d", "srv/d/a", "srv/d/moved", "srv/d/moved/y", "srv/d/new"}
+
+
+def _chain(tmp_path, *archives) -> None:
+    """check_listing over the archives of one chain in order, as the restore does."""
+    links: set = set()
+    for number, members in enumerate(archives):
+        files_tar.check_listing(_archive(tmp_path, members, "%d.tar" % number), roots=["srv/data"], symlinks=links,
+                                what="link %d" % number)
+
+
+LINK_OUT = {"name": "srv/data/l", "type": tarfile.SYMTYPE, "link": "/etc"}
+
+
+def test_a_hard_link_to_an_earlier_symlink_is_a_symlink_members_may_not_pass(tmp_path):
+    # link 2's h is a second name of link 1's symlink l -> /etc: h/planted would land in /etc
+    with pytest.raises(IntegrityError, match="'srv/data/h/planted' lies below the symlink 'srv/data/h'"):
+        _chain(tmp_path, [LINK_OUT], [{"name": "srv/data/h", "type": tarfile.LNKTYPE, "link": "srv/data/l"},
+                                      {"name": "srv/data/h/planted", "data": b"x"}])
+
+
+def test_a_hard_link_whose_target_lies_below_an_earlier_symlink_is_refused(tmp_path):
+    # link(srv/data/l/shadow, srv/data/h) would make h the inode of /etc/shadow
+    with pytest.raises(IntegrityError, match="hard link 'srv/data/h' points to 'srv/data/l/shadow', below the symlink"):
+        _chain(tmp_path, [LINK_OUT], [{"name": "srv/data/h", "type": tarfile.LNKTYPE, "link": "srv/data/l/shadow"}])
+
+
+@pytest.mark.parametrize("records", [
+    "Rsrv/data/l/victim\x00Tsrv/data/stolen\x00",   # moves /etc/victim into the staging copy
+    "Rsrv/data/d\x00Tsrv/data/l/d\x00",             # moves a staged directory into /etc
+    "Rsrv/data/l\x00Tsrv/data/m\x00",               # a rename names the symlink itself
+])
+def test_a_dumpdir_rename_record_through_an_earlier_symlink_is_refused(tmp_path, records):
+    with pytest.raises(IntegrityError, match="rename record names .* symlink 'srv/data/l'"):
+        _chain(tmp_path, [LINK_OUT], [{"name": "srv/data", "type": tarfile.DIRTYPE,
+                                       "pax": {"GNU.dumpdir": records + "Yl\x00Dm\x00"}}])
+
+
+def test_a_dumpdir_rename_record_outside_the_backed_up_paths_is_refused(tmp_path):
+    with pytest.raises(IntegrityError, match="rename record names 'srv/other', outside"):
+        _chain(tmp_path, [{"name": "srv/data", "type": tarfile.DIRTYPE,
+                           "pax": {"GNU.dumpdir": "Rsrv/other\x00Tsrv/data/x\x00Dx\x00"}}])
+
+
+def test_a_hard_link_to_a_plain_file_and_a_rename_inside_the_tree_are_accepted(tmp_path):
+    _chain(tmp_path, [LINK_OUT, {"name": "srv/data/a", "data": b"1"}, {"name": "srv/data/d", "type": tarfile.DIRTYPE}],
+           [{"name": "srv/data", "type": tarfile.DIRTYPE, "pax": {"GNU.dumpdir": "Rsrv/data/d\x00Tsrv/data/e\x00Ya\x00De\x00"}},
+            {"name": "srv/data/b", "type": tarfile.LNKTYPE, "link": "srv/data/a"}])
+
+
+def test_walk_symlinks_names_the_staged_symlinks_as_members(tmp_path):
+    (tmp_path / "srv" / "data" / "d").mkdir(parents=True)
+    (tmp_path / "srv" / "data" / "d" / "l").symlink_to("/etc")
+    (tmp_path / "srv" / "data" / "f").write_text("x")
+    assert files_tar.walk_symlinks(str(tmp_path / "srv" / "data"), "srv/data") == {"srv/data/d/l"}
