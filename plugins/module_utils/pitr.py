@@ -185,7 +185,8 @@ def restore(settings: PitrSettings, conn: PgConnection, *, config_path: str, tar
         pgb = Pgbackrest(path, settings.stanza, exe=exe, timeout=max(3600, recovery_timeout))
         win = read_window(pgb, len(settings.repositories))
         major = int(win.pg_version) if win.pg_version and win.pg_version.isdigit() else None
-        pg_ctl = find_tool("pg_ctl", at_least=major or 0, prefer=major, bin_dir=conn.bin_dir).path
+        # check mode plans before the server packages are installed (restore-site.yml's pick phase)
+        pg_ctl = "" if check_mode else find_tool("pg_ctl", at_least=major or 0, prefer=major, bin_dir=conn.bin_dir).path
         server = Server(settings.data_dir, port=conn.port, pg_ctl=pg_ctl, service=service, socket_dir=socket_dir)
         job = PitrRestore(pgb, server, conn, replace=replace, keep_previous=keep_previous,
                           recovery_timeout=recovery_timeout)

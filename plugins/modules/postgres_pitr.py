@@ -334,14 +334,44 @@ previous_data_dir:
   returned: action is restore and not check mode
   type: str
 backup_set:
-  description: The base backup the restore started from.
-  returned: action is restore and not check mode
+  description: The base backup the restore starts from.
+  returned: action is restore
   type: str
   sample: 20261123-020000F
 replaces_existing:
   description: Whether the restore would replace an existing data directory (check mode).
   returned: action is restore and check mode
   type: bool
+target_time:
+  description:
+    - The time the restore point stands for, known before the restore (check mode): the time itself, the
+      end of the named base backup (C(immediate) the newest), or the window's end (C(latest)); null for
+      an xid or a restore point name. restore-site.yml chooses the other components at it.
+  returned: action is restore and check mode
+  type: str
+  sample: "2026-11-23T02:00:09.000Z"
+consistent_at:
+  description: The time the restored data is as of (a time target, else the last replayed commit).
+  returned: action is restore and not check mode
+  type: str
+restore_point_age_seconds:
+  description: Seconds from RV(consistent_at) to the end of the restore (the RPO of this restore).
+  returned: action is restore and not check mode
+  type: float
+checks:
+  description: What was verified on the promoted cluster (the stop reason, its system identifier, its port).
+  returned: action is restore and not check mode
+  type: list
+  elements: str
+phases:
+  description: Seconds spent in each phase (restore, recovery, verify).
+  returned: action is restore and not check mode
+  type: dict
+  sample: {restore: 8.1, recovery: 3.9, verify: 0.1}
+total_seconds:
+  description: Seconds the restore took, from the window check to the verified cluster.
+  returned: action is restore and not check mode
+  type: float
 error:
   description: The class of the engine error (C(DecryptionError) for a wrong passphrase, C(SystemIdMismatch), ...).
   returned: failure
