@@ -14,10 +14,11 @@ import contextlib
 import enum
 import json
 import os
+import re
 import tempfile
 from typing import Iterator
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, NotFoundError, SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, NotFoundError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import (
     PitrSettings,
     make_dirs,
@@ -34,6 +35,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import 
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_restore import PitrRestore
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_verify import DEFAULT_SEGMENT_SIZE, describe, find_gaps
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import (
     RecoveryTarget,
     Window,
@@ -51,6 +53,16 @@ class BackupType(enum.Enum):
     INCR = "incr"
 
 
+def _repo_ls(pgb: Pgbackrest, index: int, path: str) -> dict:
+    out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", positional=(path,),
+                  what="pgbackrest repo-ls (repo%d)" % index)
+    try:
+        listing = json.loads(out)
+    except ValueError:
+        raise SourceError("pgbackrest repo-ls printed no JSON: %s" % clean(out, 200)) from None
+    return listing if isinstance(listing, dict) else {}
+
+
 def read_window(pgb: Pgbackrest, repo_count: int) -> Window:
     """Base backups and the recoverable window over every repository. Only the directory that
     holds the newest segment is listed (its archive time closes the window), not the archive."""
@@ -58,13 +70,8 @@ def read_window(pgb: Pgbackrest, repo_count: int) -> Window:
     times: dict = {}
     for directory in newest_archive_dirs(entry):
         for index in range(1, repo_count + 1):
-            out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", positional=("archive/%s/%s" % (pgb.stanza, directory),),
-                          what="pgbackrest repo-ls (repo%d)" % index)
-            try:
-                listing = json.loads(out)
-            except ValueError:
-                raise SourceError("pgbackrest repo-ls printed no JSON: %s" % clean(out, 200)) from None
-            for seg, when in segment_times(listing if isinstance(listing, dict) else {}).items():
+            listing = _repo_ls(pgb, index, "archive/%s/%s" % (pgb.stanza, directory))
+            for seg, when in segment_times(listing).items():
                 times[seg] = max(times.get(seg, when), when)
     return window(entry, segment_times=times)
 
@@ -194,3 +201,57 @@ def restore(settings: PitrSettings, conn: PgConnection, *, config_path: str, tar
             return dict(job.plan(win, target), changed=True)
         result = job.run(win, target)
     return dict(result.to_dict(), changed=True, window=win.to_dict())
+
+
+_LOG_DIR_RE = re.compile(r"^[0-9A-F]{16}$")
+_VERIFY_STATUS_RE = re.compile(r"^status: (\S+)", re.M)
+
+
+def archived_segments(pgb: Pgbackrest, index: int, archive_id: str, *, since: str | None) -> set:
+    """Segment names in one repository's archive of ``archive_id``, one log directory at a time
+    (bounded listings), skipping the directories before ``since``'s."""
+    found: set = set()
+    base = "archive/%s/%s" % (pgb.stanza, archive_id)
+    for name, meta in sorted(_repo_ls(pgb, index, base).items()):
+        if not _LOG_DIR_RE.match(str(name)) or not isinstance(meta, dict) or meta.get("type") != "path":
+            continue
+        if since and name[:8] == since[:8] and name < since[:16]:
+            continue
+        found.update(segment_times(_repo_ls(pgb, index, "%s/%s" % (base, name))))
+    return found
+
+
+def verify(settings: PitrSettings, *, config_path: str, segment_size: int = DEFAULT_SEGMENT_SIZE,
+           check_files: bool = True, check_mode: bool = False, exe: str | None = None) -> dict:
+    """Every WAL segment from the oldest base backup's start to the newest one is in every
+    repository (each missing one named), and, with ``check_files``, ``pgbackrest verify`` finds
+    every file of the archive and the backups intact. IntegrityError naming what is wrong."""
+    with _config_file(settings, config_path, check_mode=check_mode) as path:
+        if not check_mode:
+            make_dirs(settings, repositories=False)
+        pgb = Pgbackrest(path, settings.stanza, exe=exe)
+        win = read_window(pgb, len(settings.repositories))
+        start = win.backups[0].wal_start if win.backups else None
+        gaps: dict = {}
+        problems = []
+        current = newest_archive_dirs(pgb.info())
+        for index, repo in enumerate(settings.repositories, start=1):
+            for archive in current:
+                archive_id = archive.split("/", 1)[0]
+                found = find_gaps(archived_segments(pgb, index, archive_id, since=start), start=start,
+                                  segment_size=segment_size)
+                if found:
+                    gaps[repo["name"]] = [g.to_dict() for g in found]
+                    problems.append("WAL gap in repository %s (archive %s): %s" % (repo["name"], archive_id, describe(found)))
+        report = ""
+        if check_files:
+            report = clean(pgb.run("verify", "--output=text", "--verbose", what="pgbackrest verify"), 2000)
+            status = _VERIFY_STATUS_RE.search(report)
+            if not status or status.group(1) != "ok":
+                problems.append("pgbackrest verify found damaged or missing files: %s" % report)
+    if problems:
+        raise IntegrityError("%s. A restore cannot replay WAL past a gap: take a new full base backup "
+                             "(postgres_pitr action=backup backup_type=full) so the window starts after it, "
+                             "and find why the segment was lost (archive-push-queue-max dropped WAL while a "
+                             "repository was unreachable, or the repository was altered)" % "; ".join(problems))
+    return {"changed": False, "verified": True, "gaps": gaps, "pgbackrest_verify": report, "window": win.to_dict()}

@@ -17,6 +17,10 @@ description:
   - O(action=backup) takes a full, differential or incremental base backup.
   - O(action=info) reports the base backups and the recoverable window (oldest to newest
     restorable time, the newest archived segment and the archive lag).
+  - O(action=verify) walks the archive of O(source_host)'s stanza from the oldest base backup's first WAL
+    segment to the newest and fails naming every missing segment (a WAL gap: no restore replays past
+    it), in every repository; with O(verify_files) also runs C(pgbackrest verify) (checksums of every
+    archived and backed up file).
   - O(action=restore) restores O(source_host)'s stanza into O(data_dir) to O(target), starts the
     server on O(port), waits for promotion and proves from the new timeline's history file that
     recovery stopped at the target; an earlier stop fails the task.
@@ -47,7 +51,15 @@ options:
     description: What to do (see the description).
     type: str
     required: true
-    choices: [configure, backup, info, restore]
+    choices: [configure, backup, info, restore, verify]
+  wal_segment_size:
+    description: The cluster's WAL segment size in bytes (C(SHOW wal_segment_size)), for O(action=verify).
+    type: int
+    default: 16777216
+  verify_files:
+    description: With O(action=verify), also run C(pgbackrest verify), which reads every file of the repository.
+    type: bool
+    default: true
   cipher_pass:
     description:
       - The pgBackRest repository passphrase (aes-256-cbc), at least 20 characters. The same for every
@@ -189,6 +201,14 @@ EXAMPLES = r"""
     cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
   become: true
 
+- name: Find WAL gaps and damaged files in db1's archive
+  lifeline.dr.postgres_pitr:
+    action: verify
+    source_host: db1
+    repositories: "{{ lifeline_repositories }}"
+    cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
+  become: true
+
 - name: Restore db1 to one second before the bad migration, into a new data directory
   lifeline.dr.postgres_pitr:
     action: restore
@@ -278,7 +298,7 @@ backup:
            wal_start: "000000010000000000000002", wal_stop: "000000010000000000000003", size: 22992374, repo_size: 2833632}
 window:
   description: The base backups and the recoverable window of the stanza.
-  returned: action is info, backup or restore
+  returned: action is info, backup, restore or verify
   type: dict
   contains:
     backups:
@@ -372,6 +392,19 @@ total_seconds:
   description: Seconds the restore took, from the window check to the verified cluster.
   returned: action is restore and not check mode
   type: float
+gaps:
+  description: Per repository, the WAL gaps found (none when the task succeeds; the failure message names them).
+  returned: action is verify
+  type: dict
+  sample: {}
+pgbackrest_verify:
+  description: The text report of C(pgbackrest verify) (empty without O(verify_files)).
+  returned: action is verify
+  type: str
+verified:
+  description: Whether the archive and the backups verified.
+  returned: action is verify
+  type: bool
 error:
   description: The class of the engine error (C(DecryptionError) for a wrong passphrase, C(SystemIdMismatch), ...).
   returned: failure
@@ -411,6 +444,10 @@ def act(module: AnsibleModule) -> dict:
             return {"changed": True, "backup": None}
         return pitr.backup(s, conn, config_path=p["config_file"], kind=pitr.BackupType(p["backup_type"]))
     source = p["source_host"] or host
+    if action == "verify":
+        s = settings(p, host=source, data_dir=p["data_dir"] or "/var/lib/postgresql", port=conn.port)
+        return pitr.verify(s, config_path=restore_config(p, source), segment_size=p["wal_segment_size"],
+                           check_files=p["verify_files"], check_mode=module.check_mode)
     if action == "info":
         s = settings(p, host=source, data_dir=p["data_dir"] or "/var/lib/postgresql", port=conn.port)
         return pitr.info(s, config_path=restore_config(p, source), check_mode=module.check_mode)
@@ -434,7 +471,9 @@ def restore_config(p: dict, source: str) -> str:
 
 def pitr_spec() -> dict:
     return dict(
-        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore"]),
+        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore", "verify"]),
+        wal_segment_size=dict(type="int", default=16 * 1024 * 1024),
+        verify_files=dict(type="bool", default=True),
         cipher_pass=dict(type="str", required=True, no_log=True),
         config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
         stanza=dict(type="str", default="lifeline"),

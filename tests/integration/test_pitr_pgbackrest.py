@@ -26,6 +26,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils import pitr
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
     DecryptionError,
+    IntegrityError,
     LifelineError,
     RestoreError,
 )
@@ -399,3 +400,29 @@ def test_the_same_segment_pushed_again_with_different_content_is_refused(source)
 
     with pytest.raises(LifelineError, match="already exists.*different checksum"):
         pgb.run("archive-push", "--no-archive-async", "--pg1-path=" + work, positional=(forged,), what="archive-push")
+
+
+def test_verify_passes_an_intact_archive_and_names_a_segment_removed_from_the_repository(source):
+    copy = os.path.join(source.base, "repo-copy-" + uuid.uuid4().hex[:6])
+    shutil.copytree(os.path.join(source.base, "repo"), copy, symlinks=True)
+    run(["chown", "-R", "postgres", copy])
+    settings = PitrSettings(repositories=[{"name": "copy", "path": copy}], site=SITE, host=HOST, data_dir=source.pg.data,
+                            cipher_pass=PASS, spool_path=os.path.join(source.base, "spool"),
+                            log_path=os.path.join(source.base, "log"), lock_path=os.path.join(source.base, "lock"))
+    config = os.path.join(source.base, "etc", "verify-%s.conf" % uuid.uuid4().hex[:6])
+
+    intact = pitr.verify(settings, config_path=config)
+
+    assert intact["verified"] is True and intact["gaps"] == {}
+    assert "status: ok" in intact["pgbackrest_verify"]
+    archive = os.path.join(copy, "pitr", SITE, HOST, "archive", "lifeline", "15-1", "0000000100000000")
+    start = intact["window"]["backups"][0]["wal_start"]
+    held = sorted(n for n in os.listdir(archive) if n[:24] > start and len(n.split("-", 1)[0]) == 24)
+    assert len(held) >= 3, held  # the drop's segments after the base backup
+    victim = held[len(held) // 2]
+    os.unlink(os.path.join(archive, victim))
+
+    with pytest.raises(IntegrityError, match="WAL gap in repository copy .*%s is missing" % victim[:24]):
+        pitr.verify(settings, config_path=config)
+    # pgBackRest's own verify (2.45) checks only the files that exist: the gap is Lifeline's finding
+    assert "status: ok" in Pgbackrest(config, "lifeline").run("verify", "--output=text", "--verbose")
