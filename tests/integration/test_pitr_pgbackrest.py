@@ -18,7 +18,7 @@ import uuid
 import psycopg2
 import pytest
 
-from lifeline_it import s3_keys
+from lifeline_it import adhoc, s3_keys
 from tools import run
 from services import PitrPostgres, TlsProxy, free_port, service_dir
 
@@ -426,3 +426,25 @@ def test_verify_passes_an_intact_archive_and_names_a_segment_removed_from_the_re
         pitr.verify(settings, config_path=config)
     # pgBackRest's own verify (2.45) checks only the files that exist: the gap is Lifeline's finding
     assert "status: ok" in Pgbackrest(config, "lifeline").run("verify", "--output=text", "--verbose")
+
+
+def test_backup_info_shows_the_base_backups_window_lag_and_last_segment_and_writes_no_config(source):
+    etc = os.path.join(source.base, "etc")
+    before = sorted(os.listdir(etc))
+    args = {"repositories": [{"name": "local", "path": os.path.join(source.base, "repo")}], "site": SITE, "host": HOST,
+            "state_dir": os.path.join(source.base, "state"), "allow_unsigned": True,
+            "pitr_cipher_pass": PASS, "pitr_config_file": os.path.join(etc, "info.conf")}
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", args)
+
+    assert rc == 0, output
+    win = result["pitr"]
+    assert [b["type"] for b in win["backups"]] == ["full"] and win["oldest"] == win["backups"][0]["stop"]
+    assert win["newest"] >= isotime(source.dropped_at) and win["last_segment"] >= source.drop_segment
+    assert 0 <= win["archive_lag"] < 3600
+    assert PASS not in output
+    assert sorted(os.listdir(etc)) == before
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", dict(args, host="no-such-host"))
+    assert rc == 0, output
+    assert result["pitr"] is None and any("no point-in-time recovery archive" in w for w in result["catalog_warnings"])
