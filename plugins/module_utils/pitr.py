@@ -149,10 +149,16 @@ def backup(settings: PitrSettings, conn: PgConnection, *, config_path: str, kind
     if existing != state.system_id:
         raise SystemIdMismatch("the stanza %r belongs to system identifier %s, this server is %s: refusing "
                                "to back up into it" % (settings.stanza, existing, state.system_id))
-    pgb.run("backup", "--type=" + kind.value, what="pgbackrest backup --type=" + kind.value)
-    win = read_window(pgb, len(settings.repositories))
+    # pgBackRest backs up into one repository per run: each gets its own base backup, so that any
+    # one of them restores alone (WAL is pushed to all by archive-push)
+    taken = {}
+    for index, repo in enumerate(settings.repositories, start=1):
+        pgb.run("backup", "--repo=%d" % index, "--type=" + kind.value,
+                what="pgbackrest backup --type=%s into %s (repo%d)" % (kind.value, repo["name"], index))
+        win = read_window(pgb, len(settings.repositories))
+        taken[repo["name"]] = win.backups[-1].label if win.backups else None
     return {"changed": True, "backup": win.backups[-1].to_dict() if win.backups else None,
-            "window": win.to_dict()}
+            "backups_taken": taken, "window": win.to_dict()}
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@ description:
     C(pgbackrest check). When C(archive_mode) or C(wal_level) must change it sets them with
     C(ALTER SYSTEM) too, skips the check and reports them in RV(restart_required); it never
     restarts the server itself; restart it (the role's handler does) and run it again.
-  - O(action=backup) takes a full, differential or incremental base backup.
+  - O(action=backup) takes a full, differential or incremental base backup into each repository
+    (pgBackRest backs up into one repository per run), so that any one of them restores alone.
   - O(action=info) reports the base backups and the recoverable window (oldest to newest
     restorable time, the newest archived segment and the archive lag).
   - O(action=verify) walks the archive of O(source_host)'s stanza from the oldest base backup's first WAL
@@ -296,6 +297,11 @@ backup:
   type: dict
   sample: {label: 20261123-020000F, type: full, start: "2026-11-23T02:00:00.000Z", stop: "2026-11-23T02:00:09.000Z",
            wal_start: "000000010000000000000002", wal_stop: "000000010000000000000003", size: 22992374, repo_size: 2833632}
+backups_taken:
+  description: The label of the base backup taken into each repository, by repository name.
+  returned: action is backup and not check mode
+  type: dict
+  sample: {local: 20261123-020000F, s3: 20261123-020112F}
 window:
   description: The base backups and the recoverable window of the stanza.
   returned: action is info, backup, restore or verify
