@@ -54,6 +54,19 @@ class RestoreResult:
 
 def stop_reason(data_dir: str, timeline: int) -> str:
     """The reason recovery stopped, from the last line of ``<timeline>.history``."""
+    return _history_entry(data_dir, timeline).group(3).strip()
+
+
+def switch_segment(data_dir: str, timeline: int, segment_size: int) -> str:
+    """The WAL segment (of the old timeline) where recovery ended and the new timeline begins."""
+    entry = _history_entry(data_dir, timeline)
+    high, low = (int(part, 16) for part in entry.group(2).split("/"))
+    position = ((high << 32) | low) // segment_size
+    per_log = 0x100000000 // segment_size
+    return "%08X%08X%08X" % (int(entry.group(1)), position // per_log, position % per_log)
+
+
+def _history_entry(data_dir: str, timeline: int) -> re.Match:
     path = os.path.join(data_dir, "pg_wal", "%08X.history" % timeline)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -64,7 +77,7 @@ def stop_reason(data_dir: str, timeline: int) -> str:
     found = _HISTORY_RE.match(lines[-1]) if lines else None
     if not found:
         raise RestoreError("timeline history %s has no readable last entry" % path)
-    return found.group(3).strip()
+    return found
 
 
 def _stop_time(reason: str) -> datetime.datetime | None:
@@ -202,11 +215,20 @@ class PitrRestore:
         and answers on its port; returns what was checked, for the report."""
         with self.conn.cursor() as cur:
             cur.execute("SELECT (SELECT system_identifier FROM pg_control_system())::text, "
-                        "current_setting('port'), (SELECT count(*) FROM pg_database WHERE datallowconn)")
-            system_id, port, databases = cur.fetchone()
+                        "current_setting('port'), (SELECT count(*) FROM pg_database WHERE datallowconn), "
+                        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')")
+            system_id, port, databases, segment_size = cur.fetchone()
         if window.system_id is not None and int(system_id) != window.system_id:
             raise RestoreError("the restored server on port %s has system identifier %s, the stanza's is %s: "
                                "it is not the restored cluster" % (port, system_id, window.system_id))
+        if target.kind is TargetKind.LATEST and window.last_segment:
+            # "latest" promotes wherever WAL ends: at a gap too. It must end in the newest segment.
+            ended = switch_segment(self.server.data_dir, timeline, int(segment_size))
+            if ended[8:] < window.last_segment[8:]:
+                raise RestoreError("recovery to latest ended in WAL segment %s, before the newest archived "
+                                   "segment %s: a segment in between is missing (a WAL gap; postgres_pitr "
+                                   "action=verify names it); the restored cluster lacks the data after it"
+                                   % (ended, window.last_segment))
         return ["recovery stopped: %s (target %s, proven from the timeline %d history)" % (reason, target.describe(), timeline),
                 "last replayed commit: %s" % (isotime(last) if last else "none"),
                 "promoted on port %s, system identifier %s (the stanza's), %d database(s) accept connections"
