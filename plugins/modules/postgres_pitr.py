@@ -19,8 +19,8 @@ description:
   - O(action=info) reports the base backups and the recoverable window (oldest to newest
     restorable time, the newest archived segment and the archive lag).
   - O(action=verify) walks the archive of O(source_host)'s stanza from the oldest base backup's first WAL
-    segment to the newest and fails naming every missing segment (a WAL gap: no restore replays past
-    it), in every repository; with O(verify_files) also runs C(pgbackrest verify) (checksums of every
+    segment to the newest and fails naming every missing segment (a WAL gap, which no restore
+    replays past), in every repository; with O(verify_files) also runs C(pgbackrest verify) (checksums of every
     archived and backed up file).
   - O(action=restore) restores O(source_host)'s stanza into O(data_dir) to O(target), starts the
     server on O(port), waits for promotion and proves from the new timeline's history file that
@@ -370,8 +370,8 @@ replaces_existing:
   type: bool
 target_time:
   description:
-    - The time the restore point stands for, known before the restore (check mode): the time itself, the
-      end of the named base backup (C(immediate) the newest), or the window's end (C(latest)); null for
+    - The time the restore point stands for, known before the restore (check mode), that is the time itself,
+      the end of the named base backup (C(immediate) the newest), or the window's end (C(latest)); null for
       an xid or a restore point name. restore-site.yml chooses the other components at it.
   returned: action is restore and check mode
   type: str
