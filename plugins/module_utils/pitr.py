@@ -15,11 +15,12 @@ import enum
 import json
 import os
 import pwd
+import re
 import shutil
 import tempfile
 from typing import Iterator
 
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, NotFoundError, SourceError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, NotFoundError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import (
     PitrSettings,
     make_dirs,
@@ -36,6 +37,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import 
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_restore import PitrRestore
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_verify import DEFAULT_SEGMENT_SIZE, describe, find_gaps
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import (
     RecoveryTarget,
     Window,
@@ -53,6 +55,16 @@ class BackupType(enum.Enum):
     INCR = "incr"
 
 
+def _repo_ls(pgb: Pgbackrest, index: int, path: str) -> dict:
+    out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", positional=(path,),
+                  what="pgbackrest repo-ls (repo%d)" % index)
+    try:
+        listing = json.loads(out)
+    except ValueError:
+        raise SourceError("pgbackrest repo-ls printed no JSON: %s" % clean(out, 200)) from None
+    return listing if isinstance(listing, dict) else {}
+
+
 def read_window(pgb: Pgbackrest, repo_count: int) -> Window:
     """Base backups and the recoverable window over every repository. Only the directory that
     holds the newest segment is listed (its archive time closes the window), not the archive."""
@@ -60,13 +72,8 @@ def read_window(pgb: Pgbackrest, repo_count: int) -> Window:
     times: dict = {}
     for directory in newest_archive_dirs(entry):
         for index in range(1, repo_count + 1):
-            out = pgb.run("repo-ls", "--repo=%d" % index, "--output=json", positional=("archive/%s/%s" % (pgb.stanza, directory),),
-                          what="pgbackrest repo-ls (repo%d)" % index)
-            try:
-                listing = json.loads(out)
-            except ValueError:
-                raise SourceError("pgbackrest repo-ls printed no JSON: %s" % clean(out, 200)) from None
-            for seg, when in segment_times(listing if isinstance(listing, dict) else {}).items():
+            listing = _repo_ls(pgb, index, "archive/%s/%s" % (pgb.stanza, directory))
+            for seg, when in segment_times(listing).items():
                 times[seg] = max(times.get(seg, when), when)
     return window(entry, segment_times=times)
 
@@ -144,10 +151,16 @@ def backup(settings: PitrSettings, conn: PgConnection, *, config_path: str, kind
     if existing != state.system_id:
         raise SystemIdMismatch("the stanza %r belongs to system identifier %s, this server is %s: refusing "
                                "to back up into it" % (settings.stanza, existing, state.system_id))
-    pgb.run("backup", "--type=" + kind.value, what="pgbackrest backup --type=" + kind.value)
-    win = read_window(pgb, len(settings.repositories))
+    # pgBackRest backs up into one repository per run: each gets its own base backup, so that any
+    # one of them restores alone (WAL is pushed to all by archive-push)
+    taken = {}
+    for index, repo in enumerate(settings.repositories, start=1):
+        pgb.run("backup", "--repo=%d" % index, "--type=" + kind.value,
+                what="pgbackrest backup --type=%s into %s (repo%d)" % (kind.value, repo["name"], index))
+        win = read_window(pgb, len(settings.repositories))
+        taken[repo["name"]] = win.backups[-1].label if win.backups else None
     return {"changed": True, "backup": win.backups[-1].to_dict() if win.backups else None,
-            "window": win.to_dict()}
+            "backups_taken": taken, "window": win.to_dict()}
 
 
 @contextlib.contextmanager
@@ -192,7 +205,8 @@ def restore(settings: PitrSettings, conn: PgConnection, *, config_path: str, tar
         pgb = Pgbackrest(path, settings.stanza, exe=exe, timeout=max(3600, recovery_timeout))
         win = read_window(pgb, len(settings.repositories))
         major = int(win.pg_version) if win.pg_version and win.pg_version.isdigit() else None
-        pg_ctl = find_tool("pg_ctl", at_least=major or 0, prefer=major, bin_dir=conn.bin_dir).path
+        # check mode plans before the server packages are installed (restore-site.yml's pick phase)
+        pg_ctl = "" if check_mode else find_tool("pg_ctl", at_least=major or 0, prefer=major, bin_dir=conn.bin_dir).path
         server = Server(settings.data_dir, port=conn.port, pg_ctl=pg_ctl, service=service, socket_dir=socket_dir)
         job = PitrRestore(pgb, server, conn, replace=replace, keep_previous=keep_previous,
                           recovery_timeout=recovery_timeout)
@@ -200,3 +214,57 @@ def restore(settings: PitrSettings, conn: PgConnection, *, config_path: str, tar
             return dict(job.plan(win, target), changed=True)
         result = job.run(win, target)
     return dict(result.to_dict(), changed=True, window=win.to_dict())
+
+
+_LOG_DIR_RE = re.compile(r"^[0-9A-F]{16}$")
+_VERIFY_STATUS_RE = re.compile(r"^status: (\S+)", re.M)
+
+
+def archived_segments(pgb: Pgbackrest, index: int, archive_id: str, *, since: str | None) -> set:
+    """Segment names in one repository's archive of ``archive_id``, one log directory at a time
+    (bounded listings), skipping the directories before ``since``'s."""
+    found: set = set()
+    base = "archive/%s/%s" % (pgb.stanza, archive_id)
+    for name, meta in sorted(_repo_ls(pgb, index, base).items()):
+        if not _LOG_DIR_RE.match(str(name)) or not isinstance(meta, dict) or meta.get("type") != "path":
+            continue
+        if since and name[:8] == since[:8] and name < since[:16]:
+            continue
+        found.update(segment_times(_repo_ls(pgb, index, "%s/%s" % (base, name))))
+    return found
+
+
+def verify(settings: PitrSettings, *, config_path: str, segment_size: int = DEFAULT_SEGMENT_SIZE,
+           check_files: bool = True, check_mode: bool = False, exe: str | None = None) -> dict:
+    """Every WAL segment from the oldest base backup's start to the newest one is in every
+    repository (each missing one named), and, with ``check_files``, ``pgbackrest verify`` finds
+    every file of the archive and the backups intact. IntegrityError naming what is wrong."""
+    with _config_file(settings, config_path, check_mode=check_mode) as path:
+        if not check_mode:
+            make_dirs(settings, repositories=False)
+        pgb = Pgbackrest(path, settings.stanza, exe=exe)
+        win = read_window(pgb, len(settings.repositories))
+        start = win.backups[0].wal_start if win.backups else None
+        gaps: dict = {}
+        problems = []
+        current = newest_archive_dirs(pgb.info())
+        for index, repo in enumerate(settings.repositories, start=1):
+            for archive in current:
+                archive_id = archive.split("/", 1)[0]
+                found = find_gaps(archived_segments(pgb, index, archive_id, since=start), start=start,
+                                  segment_size=segment_size)
+                if found:
+                    gaps[repo["name"]] = [g.to_dict() for g in found]
+                    problems.append("WAL gap in repository %s (archive %s): %s" % (repo["name"], archive_id, describe(found)))
+        report = ""
+        if check_files:
+            report = clean(pgb.run("verify", "--output=text", "--verbose", what="pgbackrest verify"), 2000)
+            status = _VERIFY_STATUS_RE.search(report)
+            if not status or status.group(1) != "ok":
+                problems.append("pgbackrest verify found damaged or missing files: %s" % report)
+    if problems:
+        raise IntegrityError("%s. A restore cannot replay WAL past a gap: take a new full base backup "
+                             "(postgres_pitr action=backup backup_type=full) so the window starts after it, "
+                             "and find why the segment was lost (archive-push-queue-max dropped WAL while a "
+                             "repository was unreachable, or the repository was altered)" % "; ".join(problems))
+    return {"changed": False, "verified": True, "gaps": gaps, "pgbackrest_verify": report, "window": win.to_dict()}

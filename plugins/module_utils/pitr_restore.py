@@ -42,6 +42,13 @@ class RestoreResult:
     previous_data_dir: str | None
     backup_set: str | None
     disabled_settings: list = dataclasses.field(default_factory=list)
+    #: the time the restored data is as of (a time target, else the last replayed commit or the base backup's end)
+    consistent_at: str | None = None
+    restore_point_age_seconds: float | None = None
+    #: what was verified on the running, promoted cluster
+    checks: list = dataclasses.field(default_factory=list)
+    phases: dict = dataclasses.field(default_factory=dict)
+    total_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,6 +56,19 @@ class RestoreResult:
 
 def stop_reason(data_dir: str, timeline: int) -> str:
     """The reason recovery stopped, from the last line of ``<timeline>.history``."""
+    return _history_entry(data_dir, timeline).group(3).strip()
+
+
+def switch_segment(data_dir: str, timeline: int, segment_size: int) -> str:
+    """The WAL segment (of the old timeline) where recovery ended and the new timeline begins."""
+    entry = _history_entry(data_dir, timeline)
+    high, low = (int(part, 16) for part in entry.group(2).split("/"))
+    position = ((high << 32) | low) // segment_size
+    per_log = 0x100000000 // segment_size
+    return "%08X%08X%08X" % (int(entry.group(1)), position // per_log, position % per_log)
+
+
+def _history_entry(data_dir: str, timeline: int) -> re.Match:
     path = os.path.join(data_dir, "pg_wal", "%08X.history" % timeline)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -59,7 +79,7 @@ def stop_reason(data_dir: str, timeline: int) -> str:
     found = _HISTORY_RE.match(lines[-1]) if lines else None
     if not found:
         raise RestoreError("timeline history %s has no readable last entry" % path)
-    return found.group(3).strip()
+    return found
 
 
 def _stop_time(reason: str) -> datetime.datetime | None:
@@ -102,6 +122,18 @@ def _backup_set(window: Window, target: RecoveryTarget) -> str | None:
     return usable[-1].label if usable else None
 
 
+def target_time(window: Window, target: RecoveryTarget) -> datetime.datetime | None:
+    """The time ``target`` stands for, known before the restore: the time itself, the end of the
+    base backup it names (``immediate``: the newest), or the window's end (``latest``). The other
+    components of a site restore are chosen at it; None for an xid or a restore point name."""
+    if target.kind is TargetKind.TIME:
+        return target.time
+    if target.kind is TargetKind.LATEST:
+        return window.newest
+    label = _backup_set(window, target)
+    return next((b.stop for b in window.backups if b.label == label), None)
+
+
 def _owned_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
@@ -131,11 +163,15 @@ class PitrRestore:
             raise RestoreError("the data directory %s is not empty (and a server may run on it): nothing "
                                "was touched; restore into a new directory, or set replace (the old "
                                "directory is kept aside until the restored cluster is verified)" % data_dir)
+        when = target_time(window, target)
         return {"data_dir": data_dir, "replaces_existing": occupied, "target": target.describe(),
+                "target_time": isotime(when) if when else None, "backup_set": _backup_set(window, target),
                 "window": window.to_dict()}
 
     def run(self, window: Window, target: RecoveryTarget) -> RestoreResult:
         plan = self.plan(window, target)
+        started = time.monotonic()
+        phases: dict = {}
         aside = None
         if plan["replaces_existing"]:
             self.server.stop()
@@ -143,13 +179,20 @@ class PitrRestore:
             os.rename(self.server.data_dir, aside)
         try:
             _owned_dir(self.server.data_dir)
+            mark = time.monotonic()
             self.pgbackrest.run("restore", "--pg1-path=" + self.server.data_dir, "--archive-mode=off",
                                 *target.pgbackrest_args(), what="pgbackrest restore")
             disabled = defuse(self.server.data_dir)
+            phases["restore"] = time.monotonic() - mark
+            mark = time.monotonic()
             self.server.start(timeout=self.recovery_timeout)
             timeline, last = self._wait_promoted()
+            phases["recovery"] = time.monotonic() - mark
+            mark = time.monotonic()
             reason = stop_reason(self.server.data_dir, timeline)
             prove(target, reason, last)
+            checks = self._verify(window, target, reason, timeline, last)
+            phases["verify"] = time.monotonic() - mark
         except BaseException as exc:
             self._undo(aside)
             if isinstance(exc, LifelineError) and aside:
@@ -158,10 +201,41 @@ class PitrRestore:
             raise
         if aside and not self.keep_previous:
             shutil.rmtree(aside, ignore_errors=True)
+        consistent = target.time if target.kind is TargetKind.TIME else last or target_time(window, target)
         return RestoreResult(data_dir=self.server.data_dir, target=target.describe(), stop_reason=reason,
                              timeline=timeline, last_replayed=isotime(last) if last else None,
                              previous_data_dir=aside if aside and self.keep_previous else None,
-                             backup_set=_backup_set(window, target), disabled_settings=disabled)
+                             backup_set=_backup_set(window, target), disabled_settings=disabled,
+                             consistent_at=isotime(consistent) if consistent else None,
+                             restore_point_age_seconds=round((utcnow() - consistent).total_seconds(), 1)
+                             if consistent else None,
+                             checks=checks, phases={k: round(v, 2) for k, v in phases.items()},
+                             total_seconds=round(time.monotonic() - started, 2))
+
+    def _verify(self, window: Window, target: RecoveryTarget, reason: str, timeline: int,
+                last: datetime.datetime | None) -> list:
+        """The promoted server is the source's cluster (same system identifier as the stanza)
+        and answers on its port; returns what was checked, for the report."""
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT (SELECT system_identifier FROM pg_control_system())::text, "
+                        "current_setting('port'), (SELECT count(*) FROM pg_database WHERE datallowconn), "
+                        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')")
+            system_id, port, databases, segment_size = cur.fetchone()
+        if window.system_id is not None and int(system_id) != window.system_id:
+            raise RestoreError("the restored server on port %s has system identifier %s, the stanza's is %s: "
+                               "it is not the restored cluster" % (port, system_id, window.system_id))
+        if target.kind is TargetKind.LATEST and window.last_segment:
+            # "latest" promotes wherever WAL ends: at a gap too. It must end in the newest segment.
+            ended = switch_segment(self.server.data_dir, timeline, int(segment_size))
+            if ended[8:] < window.last_segment[8:]:
+                raise RestoreError("recovery to latest ended in WAL segment %s, before the newest archived "
+                                   "segment %s: a segment in between is missing (a WAL gap; postgres_pitr "
+                                   "action=verify names it); the restored cluster lacks the data after it"
+                                   % (ended, window.last_segment))
+        return ["recovery stopped: %s (target %s, proven from the timeline %d history)" % (reason, target.describe(), timeline),
+                "last replayed commit: %s" % (isotime(last) if last else "none"),
+                "promoted on port %s, system identifier %s (the stanza's), %d database(s) accept connections"
+                % (port, system_id, databases)]
 
     def _wait_promoted(self) -> tuple:
         deadline = time.monotonic() + self.recovery_timeout

@@ -58,6 +58,16 @@ options:
   aes_key:
     description: AES key (64 hex characters) to test against the selected backup, as O(identity).
     type: str
+  pitr_cipher_pass:
+    description:
+      - The host's pgBackRest passphrase (C(lifeline_postgresql_pitr_cipher_pass)). Given, RV(pitr) reports the
+        host's point-in-time recovery archive as well (pgBackRest on this host reads it; a temporary 0600
+        config file is written beside O(pitr_config_file) and removed).
+    type: str
+  pitr_config_file:
+    description: The pgBackRest config file of the host; its directory holds the temporary one.
+    type: path
+    default: /etc/pgbackrest/lifeline.conf
 attributes:
   check_mode:
     description: Read-only; runs the same in check mode.
@@ -212,6 +222,31 @@ site:
       description: The time the components were chosen at (C(latest), or the pinned backup's consistent time).
       type: str
   sample: {selected: {postgres: {backup_id: 20261123T020000Z-4f2a}}, absent: [redis], point: latest}
+pitr:
+  description:
+    - The host's point-in-time recovery archive, with O(pitr_cipher_pass); null when the host has no stanza
+      (named in RV(catalog_warnings)).
+  returned: when O(pitr_cipher_pass) is given
+  type: dict
+  contains:
+    backups:
+      description: Base backups, oldest first (label, type, start, stop, wal_start, wal_stop, size, repo_size).
+      type: list
+      elements: dict
+    oldest:
+      description: The oldest restorable time (the end of the oldest base backup), UTC.
+      type: str
+    newest:
+      description: The newest restorable time (when the newest WAL segment was archived), UTC.
+      type: str
+    last_segment:
+      description: The newest archived WAL segment.
+      type: str
+    archive_lag:
+      description: Seconds since the newest segment was archived.
+      type: float
+  sample: {oldest: "2026-11-23T02:00:09.000Z", newest: "2026-11-23T14:05:00.000Z", last_segment: "000000010000000000000042",
+           archive_lag: 12.5, backups: [{label: 20261123-020000F, type: full}]}
 catalog_warnings:
   description: Manifests that could not be read or were not trusted, and repositories that could not be listed.
   returned: always
@@ -227,8 +262,10 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config
+from ansible_collections.lifeline.dr.plugins.module_utils import config, pitr
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import NotFoundError
 from ansible_collections.lifeline.dr.plugins.module_utils.module import merge, repository_spec, run
+from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings
 from ansible_collections.lifeline.dr.plugins.module_utils.site_point import select_site
 
 
@@ -261,7 +298,20 @@ def info(module: AnsibleModule) -> dict:
     if p["point"]:
         result["selected"] = _described(catalog.select(point=p["point"], **where), p)
     result["catalog_warnings"] = catalog.warnings
+    if p["pitr_cipher_pass"]:
+        result["pitr"] = pitr_window(p, result["catalog_warnings"])
     return result
+
+
+def pitr_window(p: dict, warnings: list) -> dict | None:
+    """The host's PITR window (pitr.info, read-only: a temporary config file)."""
+    settings = PitrSettings(repositories=[dict(r) for r in p["repositories"]], site=p["site"],
+                            host=config.host_name(p), data_dir="/var/lib/postgresql", cipher_pass=p["pitr_cipher_pass"])
+    try:
+        return pitr.info(settings, config_path=p["pitr_config_file"], check_mode=True)["window"]
+    except NotFoundError as exc:
+        warnings.append("no point-in-time recovery archive: %s" % exc)
+        return None
 
 
 def main() -> None:
@@ -273,6 +323,8 @@ def main() -> None:
             point=dict(type="str"),
             identity=dict(type="str", no_log=True),
             aes_key=dict(type="str", no_log=True),
+            pitr_cipher_pass=dict(type="str", no_log=True),
+            pitr_config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
         )),
         supports_check_mode=True,
     )

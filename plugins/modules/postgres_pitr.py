@@ -14,9 +14,14 @@ description:
     C(pgbackrest check). When C(archive_mode) or C(wal_level) must change it sets them with
     C(ALTER SYSTEM) too, skips the check and reports them in RV(restart_required); it never
     restarts the server itself; restart it (the role's handler does) and run it again.
-  - O(action=backup) takes a full, differential or incremental base backup.
+  - O(action=backup) takes a full, differential or incremental base backup into each repository
+    (pgBackRest backs up into one repository per run), so that any one of them restores alone.
   - O(action=info) reports the base backups and the recoverable window (oldest to newest
     restorable time, the newest archived segment and the archive lag).
+  - O(action=verify) walks the archive of O(source_host)'s stanza from the oldest base backup's first WAL
+    segment to the newest and fails naming every missing segment (a WAL gap, which no restore
+    replays past), in every repository; with O(verify_files) also runs C(pgbackrest verify) (checksums of every
+    archived and backed up file).
   - O(action=restore) restores O(source_host)'s stanza into O(data_dir) to O(target), starts the
     server on O(port), waits for promotion and proves from the new timeline's history file that
     recovery stopped at the target; an earlier stop fails the task.
@@ -47,7 +52,15 @@ options:
     description: What to do (see the description).
     type: str
     required: true
-    choices: [configure, backup, info, restore]
+    choices: [configure, backup, info, restore, verify]
+  wal_segment_size:
+    description: The cluster's WAL segment size in bytes (C(SHOW wal_segment_size)), for O(action=verify).
+    type: int
+    default: 16777216
+  verify_files:
+    description: With O(action=verify), also run C(pgbackrest verify), which reads every file of the repository.
+    type: bool
+    default: true
   cipher_pass:
     description:
       - The pgBackRest repository passphrase (aes-256-cbc), at least 20 characters. The same for every
@@ -189,6 +202,14 @@ EXAMPLES = r"""
     cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
   become: true
 
+- name: Find WAL gaps and damaged files in db1's archive
+  lifeline.dr.postgres_pitr:
+    action: verify
+    source_host: db1
+    repositories: "{{ lifeline_repositories }}"
+    cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
+  become: true
+
 - name: Restore db1 to one second before the bad migration, into a new data directory
   lifeline.dr.postgres_pitr:
     action: restore
@@ -276,9 +297,14 @@ backup:
   type: dict
   sample: {label: 20261123-020000F, type: full, start: "2026-11-23T02:00:00.000Z", stop: "2026-11-23T02:00:09.000Z",
            wal_start: "000000010000000000000002", wal_stop: "000000010000000000000003", size: 22992374, repo_size: 2833632}
+backups_taken:
+  description: The label of the base backup taken into each repository, by repository name.
+  returned: action is backup and not check mode
+  type: dict
+  sample: {local: 20261123-020000F, s3: 20261123-020112F}
 window:
   description: The base backups and the recoverable window of the stanza.
-  returned: action is info, backup or restore
+  returned: action is info, backup, restore or verify
   type: dict
   contains:
     backups:
@@ -343,13 +369,56 @@ disabled_settings:
   elements: str
   sample: ["postgresql.auto.conf: recovery_end_command (runs a shell command)"]
 backup_set:
-  description: The base backup the restore started from.
-  returned: action is restore and not check mode
+  description: The base backup the restore starts from.
+  returned: action is restore
   type: str
   sample: 20261123-020000F
 replaces_existing:
   description: Whether the restore would replace an existing data directory (check mode).
   returned: action is restore and check mode
+  type: bool
+target_time:
+  description:
+    - The time the restore point stands for, known before the restore (check mode), that is the time itself,
+      the end of the named base backup (C(immediate) the newest), or the window's end (C(latest)); null for
+      an xid or a restore point name. restore-site.yml chooses the other components at it.
+  returned: action is restore and check mode
+  type: str
+  sample: "2026-11-23T02:00:09.000Z"
+consistent_at:
+  description: The time the restored data is as of (a time target, else the last replayed commit).
+  returned: action is restore and not check mode
+  type: str
+restore_point_age_seconds:
+  description: Seconds from RV(consistent_at) to the end of the restore (the RPO of this restore).
+  returned: action is restore and not check mode
+  type: float
+checks:
+  description: What was verified on the promoted cluster (the stop reason, its system identifier, its port).
+  returned: action is restore and not check mode
+  type: list
+  elements: str
+phases:
+  description: Seconds spent in each phase (restore, recovery, verify).
+  returned: action is restore and not check mode
+  type: dict
+  sample: {restore: 8.1, recovery: 3.9, verify: 0.1}
+total_seconds:
+  description: Seconds the restore took, from the window check to the verified cluster.
+  returned: action is restore and not check mode
+  type: float
+gaps:
+  description: Per repository, the WAL gaps found (none when the task succeeds; the failure message names them).
+  returned: action is verify
+  type: dict
+  sample: {}
+pgbackrest_verify:
+  description: The text report of C(pgbackrest verify) (empty without O(verify_files)).
+  returned: action is verify
+  type: str
+verified:
+  description: Whether the archive and the backups verified.
+  returned: action is verify
   type: bool
 error:
   description: The class of the engine error (C(DecryptionError) for a wrong passphrase, C(SystemIdMismatch), ...).
@@ -390,6 +459,10 @@ def act(module: AnsibleModule) -> dict:
             return {"changed": True, "backup": None}
         return pitr.backup(s, conn, config_path=p["config_file"], kind=pitr.BackupType(p["backup_type"]))
     source = p["source_host"] or host
+    if action == "verify":
+        s = settings(p, host=source, data_dir=p["data_dir"] or "/var/lib/postgresql", port=conn.port)
+        return pitr.verify(s, config_path=restore_config(p, source), segment_size=p["wal_segment_size"],
+                           check_files=p["verify_files"], check_mode=module.check_mode)
     if action == "info":
         s = settings(p, host=source, data_dir=p["data_dir"] or "/var/lib/postgresql", port=conn.port)
         return pitr.info(s, config_path=restore_config(p, source), check_mode=module.check_mode)
@@ -416,7 +489,9 @@ def restore_config(p: dict, source: str) -> str:
 
 def pitr_spec() -> dict:
     return dict(
-        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore"]),
+        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore", "verify"]),
+        wal_segment_size=dict(type="int", default=16 * 1024 * 1024),
+        verify_files=dict(type="bool", default=True),
         cipher_pass=dict(type="str", required=True, no_log=True),
         config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
         stanza=dict(type="str", default="lifeline"),

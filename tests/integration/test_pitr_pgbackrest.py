@@ -18,7 +18,7 @@ import uuid
 import psycopg2
 import pytest
 
-from lifeline_it import s3_keys
+from lifeline_it import adhoc, s3_keys
 from tools import run
 from services import PitrPostgres, TlsProxy, free_port, service_dir
 
@@ -26,6 +26,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils import pitr
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     ConfigError,
     DecryptionError,
+    IntegrityError,
     LifelineError,
     RestoreError,
 )
@@ -399,6 +400,109 @@ def test_the_same_segment_pushed_again_with_different_content_is_refused(source)
 
     with pytest.raises(LifelineError, match="already exists.*different checksum"):
         pgb.run("archive-push", "--no-archive-async", "--pg1-path=" + work, positional=(forged,), what="archive-push")
+
+
+def test_verify_names_a_segment_removed_from_the_repository_and_a_restore_to_latest_refuses_to_end_at_it(
+        source, target):
+    copy = os.path.join(source.base, "repo-copy-" + uuid.uuid4().hex[:6])
+    shutil.copytree(os.path.join(source.base, "repo"), copy, symlinks=True)
+    run(["chown", "-R", "postgres", copy])
+    settings = PitrSettings(repositories=[{"name": "copy", "path": copy}], site=SITE, host=HOST, data_dir=source.pg.data,
+                            cipher_pass=PASS, spool_path=os.path.join(source.base, "spool"),
+                            log_path=os.path.join(source.base, "log"), lock_path=os.path.join(source.base, "lock"))
+    config = os.path.join(source.base, "etc", "verify-%s.conf" % uuid.uuid4().hex[:6])
+
+    intact = pitr.verify(settings, config_path=config)
+
+    assert intact["verified"] is True and intact["gaps"] == {}
+    assert "status: ok" in intact["pgbackrest_verify"]
+    archive = os.path.join(copy, "pitr", SITE, HOST, "archive", "lifeline", "15-1", "0000000100000000")
+    start = intact["window"]["backups"][0]["wal_stop"]  # past the base backup: it reaches consistency
+    held = sorted(n for n in os.listdir(archive) if n[:24] > start and len(n.split("-", 1)[0]) == 24)
+    assert len(held) >= 3, held  # the drop's segments after the base backup
+    victim = held[len(held) // 2]
+    os.unlink(os.path.join(archive, victim))
+
+    with pytest.raises(IntegrityError, match="WAL gap in repository copy .*%s is missing" % victim[:24]):
+        pitr.verify(settings, config_path=config)
+    # pgBackRest's own verify (2.45) checks only the files that exist: the gap is Lifeline's finding
+    assert "status: ok" in Pgbackrest(config, "lifeline").run("verify", "--output=text", "--verbose")
+
+    # PostgreSQL promotes "latest" wherever WAL ends, at the gap too: the restore must not call that success
+    restored = PitrSettings(repositories=settings.repositories, site=SITE, host=HOST, data_dir=target["data"],
+                            cipher_pass=PASS, port=target["port"], socket_dir=target["base"],
+                            spool_path=settings.spool_path, log_path=settings.log_path, lock_path=settings.lock_path)
+    conn = PgConnection(host="127.0.0.1", port=target["port"], user="postgres", password=source.pg.password)
+    with pytest.raises(RestoreError, match="recovery to latest ended in WAL segment .* before the newest archived"):
+        pitr.restore(restored, conn, config_path=target["config"], target=RecoveryTarget.parse(kind="latest"),
+                     socket_dir=target["base"], recovery_timeout=60)
+    assert not os.path.exists(target["data"]) or not os.listdir(target["data"])
+
+
+def test_backup_info_shows_the_base_backups_window_lag_and_last_segment_and_writes_no_config(source):
+    etc = os.path.join(source.base, "etc")
+    before = sorted(os.listdir(etc))
+    args = {"repositories": [{"name": "local", "path": os.path.join(source.base, "repo")}], "site": SITE, "host": HOST,
+            "state_dir": os.path.join(source.base, "state"), "allow_unsigned": True,
+            "pitr_cipher_pass": PASS, "pitr_config_file": os.path.join(etc, "info.conf")}
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", args)
+
+    assert rc == 0, output
+    win = result["pitr"]
+    assert [b["type"] for b in win["backups"]] == ["full"] and win["oldest"] == win["backups"][0]["stop"]
+    assert win["newest"] >= isotime(source.dropped_at) and win["last_segment"] >= source.drop_segment
+    assert 0 <= win["archive_lag"] < 3600
+    assert PASS not in output
+    assert sorted(os.listdir(etc)) == before
+
+    rc, result, output = adhoc("lifeline.dr.backup_info", dict(args, host="no-such-host"))
+    assert rc == 0, output
+    assert result["pitr"] is None and any("no point-in-time recovery archive" in w for w in result["catalog_warnings"])
+
+
+def test_restore_reads_the_s3_repository_over_tls_when_the_local_repository_is_gone(moto, bucket):
+    base = service_dir("pitr-s3-restore")
+    pg = PitrPostgres(os.path.join(base, "src"))
+    t = {"base": os.path.join(base, "target"), "port": free_port(), "config": os.path.join(base, "etc", "r.conf")}
+    t["data"] = os.path.join(t["base"], "data")
+    os.makedirs(t["base"])
+    os.chown(t["base"], pwd.getpwnam("postgres").pw_uid, -1)
+    try:
+        with TlsProxy(moto.port) as tls:
+            s3 = dict(moto.s3_settings(bucket), endpoint_url=tls.endpoint, verify_tls=False)
+            repositories = [{"name": "local", "path": os.path.join(base, "repo")}, {"name": "s3", "s3": s3}]
+
+            def settings(**kw) -> PitrSettings:
+                return PitrSettings(**dict(dict(
+                    repositories=repositories, site=SITE, host="s3src", data_dir=pg.data, cipher_pass=PASS,
+                    port=pg.port, socket_dir=pg.dir, spool_path=os.path.join(base, "spool"),
+                    log_path=os.path.join(base, "log"), lock_path=os.path.join(base, "lock")), **kw))
+
+            config = os.path.join(base, "etc", "src.conf")
+            pg.start()
+            assert pitr.configure(settings(), conn_of(pg), config_path=config, archive_timeout=1)["checked"]
+            taken = pitr.backup(settings(), conn_of(pg), config_path=config, kind=pitr.BackupType.FULL)["backups_taken"]
+            assert set(taken) == {"local", "s3"} and all(taken.values()), taken  # one base backup in each
+            pg.psql("CREATE TABLE only_in_wal AS SELECT g AS id FROM generate_series(1, 77) g")
+            segment = pg.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+            pg.psql("SELECT pg_switch_wal()")
+            wait_archived(pg, segment)
+            pg.stop()
+            shutil.rmtree(os.path.join(base, "repo"))  # the host and its local repository are lost
+
+            conn = PgConnection(host="127.0.0.1", port=t["port"], user="postgres", password=pg.password)
+            result = pitr.restore(settings(data_dir=t["data"], port=t["port"], socket_dir=t["base"]), conn,
+                                  config_path=t["config"], target=RecoveryTarget.parse(kind="latest"),
+                                  socket_dir=t["base"], recovery_timeout=60)
+
+            assert not os.path.exists(os.path.join(base, "repo", "pitr"))  # nothing came from a local copy
+            assert result["stop_reason"] == "no recovery target specified"
+            assert restored_query(t, Source(base), "SELECT count(*) FROM only_in_wal") == [(77,)]
+    finally:
+        Server(t["data"], port=t["port"], pg_ctl="/usr/lib/postgresql/15/bin/pg_ctl").stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_settings_in_the_backup_that_would_run_commands_or_load_code_are_disabled_before_the_first_start(source, target):
