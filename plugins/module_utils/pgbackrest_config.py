@@ -12,11 +12,13 @@ private key never has to be on a backed-up host). It never goes on a command lin
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pwd
 import re
 import tempfile
+from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
 
@@ -197,3 +199,21 @@ def make_dirs(settings: PitrSettings, *, owner: str | None = "postgres", reposit
         os.makedirs(path, mode=0o750, exist_ok=True)
         if uid != -1:
             os.chown(path, uid, gid)
+
+
+@contextlib.contextmanager
+def private_config(path: str, text: str, *, temporary: bool = False) -> Iterator[str]:
+    """``path`` written with ``text`` (write_private); when ``temporary`` (check mode) a private
+    copy beside it (or in the temporary directory), removed after."""
+    if not temporary:
+        write_private(path, text)
+        yield path
+        return
+    directory = os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else tempfile.gettempdir()
+    fd, tmp = tempfile.mkstemp(prefix=".lifeline-check-", suffix=os.path.splitext(path)[1] or ".conf", dir=directory)
+    os.close(fd)
+    try:
+        write_private(tmp, text)
+        yield tmp
+    finally:
+        os.unlink(tmp)

@@ -10,17 +10,15 @@ target's data directory and port.
 """
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import os
-import tempfile
-from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, NotFoundError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import (
     PitrSettings,
     make_dirs,
+    private_config,
     render,
     write_private,
 )
@@ -148,21 +146,9 @@ def backup(settings: PitrSettings, conn: PgConnection, *, config_path: str, kind
             "window": win.to_dict()}
 
 
-@contextlib.contextmanager
-def _config_file(settings: PitrSettings, path: str, *, check_mode: bool) -> Iterator[str]:
+def _config_file(settings: PitrSettings, path: str, *, check_mode: bool):
     """``path`` written with ``settings``; in check mode a private temporary copy, removed after."""
-    if not check_mode:
-        write_private(path, render(settings))
-        yield path
-        return
-    directory = os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else tempfile.gettempdir()
-    fd, tmp = tempfile.mkstemp(prefix=".lifeline-check-", suffix=".conf", dir=directory)
-    os.close(fd)
-    try:
-        write_private(tmp, render(settings))
-        yield tmp
-    finally:
-        os.unlink(tmp)
+    return private_config(path, render(settings), temporary=check_mode)
 
 
 def info(settings: PitrSettings, *, config_path: str, check_mode: bool = False, exe: str | None = None) -> dict:

@@ -111,9 +111,13 @@ def _owned_dir(path: str) -> None:
 class PitrRestore:
     """One restore of ``pgbackrest``'s stanza into ``server.data_dir``."""
 
-    def __init__(self, pgbackrest: Pgbackrest, server: Server, conn: PgConnection, *,
-                 replace: bool = False, keep_previous: bool = False, recovery_timeout: int = 3600) -> None:
+    def __init__(self, pgbackrest: Pgbackrest | None, server: Server, conn: PgConnection, *,
+                 replace: bool = False, keep_previous: bool = False, recovery_timeout: int = 3600,
+                 fetch=None) -> None:
         self.pgbackrest = pgbackrest
+        #: fetch(data_dir, target, window) -> base backup name: puts the base backup and the
+        #: recovery settings (archive_mode off, the target, promote) into the empty data_dir
+        self.fetch = fetch or self._pgbackrest_fetch
         self.server = server
         self.conn = conn
         self.replace = replace
@@ -141,8 +145,7 @@ class PitrRestore:
             os.rename(self.server.data_dir, aside)
         try:
             _owned_dir(self.server.data_dir)
-            self.pgbackrest.run("restore", "--pg1-path=" + self.server.data_dir, "--archive-mode=off",
-                                *target.pgbackrest_args(), what="pgbackrest restore")
+            backup_set = self.fetch(self.server.data_dir, target, window)
             self.server.start(timeout=self.recovery_timeout)
             timeline, last = self._wait_promoted()
             reason = stop_reason(self.server.data_dir, timeline)
@@ -158,7 +161,12 @@ class PitrRestore:
         return RestoreResult(data_dir=self.server.data_dir, target=target.describe(), stop_reason=reason,
                              timeline=timeline, last_replayed=isotime(last) if last else None,
                              previous_data_dir=aside if aside and self.keep_previous else None,
-                             backup_set=_backup_set(window, target))
+                             backup_set=backup_set)
+
+    def _pgbackrest_fetch(self, data_dir: str, target: RecoveryTarget, window: Window) -> str | None:
+        self.pgbackrest.run("restore", "--pg1-path=" + data_dir, "--archive-mode=off", *target.pgbackrest_args(),
+                            what="pgbackrest restore")
+        return _backup_set(window, target)
 
     def _wait_promoted(self) -> tuple:
         deadline = time.monotonic() + self.recovery_timeout

@@ -47,7 +47,31 @@ options:
     description: What to do (see the description).
     type: str
     required: true
-    choices: [configure, backup, info, restore]
+    choices: [configure, backup, info, restore, verify, expire]
+  engine:
+    description:
+      - C(pgbackrest) or C(walg) (WAL-G, installed by the postgresql role). With C(walg),
+        O(action=verify) runs C(wal-g wal-verify integrity timeline) and fails naming every WAL gap,
+        O(action=expire) runs C(wal-g delete retain FULL) O(retention_full) (a dry run in check mode,
+        C(--confirm) only for real), and O(cipher_pass) is the libsodium key, 64 hex digits.
+      - O(action=verify) and O(action=expire) need C(walg) in this version.
+    type: str
+    default: pgbackrest
+    choices: [pgbackrest, walg]
+  walg_config_file:
+    description: The WAL-G config file (JSON, 0600, owned by postgres) this module writes and C(archive_command) names.
+    type: path
+    default: /etc/wal-g/lifeline.json
+  walg_exe:
+    description: The WAL-G executable.
+    type: path
+    default: /usr/local/bin/wal-g
+  walg_delta_max_steps:
+    description:
+      - WAL-G's C(WALG_DELTA_MAX_STEPS) - how many delta backups may follow a full one. O(backup_type=full)
+        pushes a full backup (C(--full)), C(diff) or C(incr) a delta while fewer steps follow the last full one.
+    type: int
+    default: 6
   cipher_pass:
     description:
       - The pgBackRest repository passphrase (aes-256-cbc), at least 20 characters. The same for every
@@ -187,6 +211,16 @@ EXAMPLES = r"""
     source_host: db1
     repositories: "{{ lifeline_repositories }}"
     cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
+  become: true
+
+- name: Archive WAL with WAL-G instead (a delta base backup, then check the archive for gaps)
+  lifeline.dr.postgres_pitr:
+    action: "{{ item }}"
+    engine: walg
+    backup_type: incr
+    repositories: "{{ lifeline_repositories }}"
+    cipher_pass: "{{ vault_lifeline_walg_key }}"  # openssl rand -hex 32
+  loop: [configure, backup, verify]
   become: true
 
 - name: Restore db1 to one second before the bad migration, into a new data directory
@@ -342,6 +376,37 @@ replaces_existing:
   description: Whether the restore would replace an existing data directory (check mode).
   returned: action is restore and check mode
   type: bool
+integrity:
+  description: WAL-G's integrity status (OK, or WARNING while segments are still uploading; a lost range fails the task).
+  returned: action is verify
+  type: str
+  sample: OK
+ranges:
+  description: WAL ranges per timeline and status (FOUND, MISSING_DELAYED, MISSING_UPLOADING, MISSING_LOST).
+  returned: action is verify
+  type: list
+  elements: dict
+  sample: [{timeline: 1, first: "000000010000000000000002", last: "000000010000000000000042", count: 65, status: FOUND}]
+gaps:
+  description: The MISSING_LOST ranges (empty when the task succeeds).
+  returned: action is verify
+  type: list
+  elements: dict
+deleted:
+  description: Base backups deleted by O(action=expire) (in check mode, those it would delete).
+  returned: action is expire
+  type: list
+  elements: str
+  sample: [base_000000010000000000000002]
+kept:
+  description: Base backups O(action=expire) keeps.
+  returned: action is expire
+  type: list
+  elements: str
+dry_run:
+  description: Whether O(action=expire) only ran WAL-G's dry run (check mode, or nothing to delete).
+  returned: action is expire
+  type: bool
 error:
   description: The class of the engine error (C(DecryptionError) for a wrong passphrase, C(SystemIdMismatch), ...).
   returned: failure
@@ -351,7 +416,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config, pitr
+from ansible_collections.lifeline.dr.plugins.module_utils import config, pitr, pitr_walg
 from ansible_collections.lifeline.dr.plugins.module_utils.module import merge, postgres_spec, repository_spec, run
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import read_state
@@ -371,6 +436,11 @@ def act(module: AnsibleModule) -> dict:
     conn = config.pg_connection(p)
     host = config.host_name(p)
     action = p["action"]
+    if p["engine"] == "walg":
+        return pitr_walg.run_action(p, conn, host=host, check_mode=module.check_mode,
+                                    restore_config=lambda source: restore_config(dict(p, config_file=p["walg_config_file"]), source))
+    if action in ("verify", "expire"):
+        module.fail_json(msg="action=%s is implemented for engine=walg only in this version" % action)
     if action in ("configure", "backup"):
         data_dir = p["data_dir"] or read_state(conn).data_directory
         s = settings(p, host=host, data_dir=data_dir, port=conn.port)
@@ -404,7 +474,11 @@ def restore_config(p: dict, source: str) -> str:
 
 def pitr_spec() -> dict:
     return dict(
-        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore"]),
+        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore", "verify", "expire"]),
+        engine=dict(type="str", default="pgbackrest", choices=["pgbackrest", "walg"]),
+        walg_config_file=dict(type="path", default="/etc/wal-g/lifeline.json"),
+        walg_exe=dict(type="path", default="/usr/local/bin/wal-g"),
+        walg_delta_max_steps=dict(type="int", default=6),
         cipher_pass=dict(type="str", required=True, no_log=True),
         config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
         stanza=dict(type="str", default="lifeline"),
