@@ -18,7 +18,7 @@ from __future__ import annotations
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import private_config, write_private
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_run import SystemIdMismatch
-from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import apply, plan, read_state, wanted_settings
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import apply, check_archived, plan, read_state, wanted_settings
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_restore import PitrRestore
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_window import BaseBackup, RecoveryTarget, Window
@@ -89,6 +89,8 @@ def configure_walg(settings: WalgSettings, conn: PgConnection, *, config_path: s
     written = write_private(config_path, render(settings))
     check_owner(Walg(config_path, exe=exe), state.system_id, "archive into it")
     apply(conn, change, wanted)
+    if not change.restart_required:
+        result["checked"] = bool(check_archived(conn))
     return dict(result, changed=bool(written or change.changed), config_changed=written)
 
 

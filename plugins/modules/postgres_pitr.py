@@ -256,7 +256,7 @@ stanza_created:
   type: bool
   sample: true
 checked:
-  description: Whether C(pgbackrest check) ran and passed (archiving works end to end).
+  description: Whether archiving was checked end to end (C(pgbackrest check); with WAL-G a switched segment reported archived).
   returned: action is configure
   type: bool
   sample: true

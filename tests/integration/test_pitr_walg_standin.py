@@ -95,7 +95,7 @@ def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_with_p
         assert not os.path.exists(p["walg_config_file"]) and "archive_command" in planned["settings_changed"]
         first = act(dict(p), pg)
         again = act(dict(p), pg)
-        assert first["changed"] and first["restart_required"] == [] and again["changed"] is False
+        assert first["changed"] and first["restart_required"] == [] and first["checked"] and again["changed"] is False
         assert stat.S_IMODE(os.stat(p["walg_config_file"]).st_mode) == 0o600
         with open(p["walg_config_file"], encoding="utf-8") as fh:
             rendered = json.load(fh)
