@@ -6,18 +6,22 @@ ansible-playbook: the postgresql role installs WAL-G from a tarball on the contr
 air-gapped path) after checking its sha256, restarts a real PostgreSQL 15 for archive_mode and
 takes a base backup. The tarball holds a STAND-IN for WAL-G (tests/lib/walg_standin.py): WAL-G's
 binary cannot be had here. The pinned-URL path (get_url with the checksum) needs the internet and
-is not exercised."""
+is not exercised. Then playbooks/tasks/pitr-restore.yml installs it on the target (idempotent:
+the same host here) and restores to latest through it."""
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import pwd
 import tarfile
 
 from test_pitr_playbooks import playbook
-from test_pitr_walg_standin import KEY, STANDIN, calls, install_standin
+from test_pitr_walg_standin import KEY, PG_CTL, STANDIN, calls, install_standin, wait_archived
 
-from services import PitrPostgres
+from services import PitrPostgres, free_port
+
+from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Server
 
 
 def tarball(path: str) -> str:
@@ -43,6 +47,10 @@ def test_role_installs_walg_from_a_checked_local_tarball_refuses_a_wrong_sha256_
     os.chmod(os.path.join(base, "repo"), 0o777)
     pg = PitrPostgres(os.path.join(base, "src"), archive=False)
     pg.start()
+    target = os.path.join(base, "target")
+    os.makedirs(target)
+    os.chown(target, pwd.getpwnam("postgres").pw_uid, -1)
+    port = free_port()
     try:
         extra = {
             "lifeline_postgresql_pitr": "walg", "lifeline_postgresql_pitr_cipher_pass": KEY,
@@ -75,6 +83,19 @@ def test_role_installs_walg_from_a_checked_local_tarball_refuses_a_wrong_sha256_
         assert "changed=0" in again.stdout, again.stdout
         pushed = [c for c in calls(log) if c[2] == "backup-push"]
         assert len(pushed) == 1 and "--full" in pushed[0]
+
+        pg.psql("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 30) g")
+        wait_archived(pg)
+        restored = playbook("pitr-restore.yml", dict(
+            extra, lifeline_postgresql_walg_sha256=sha, lifeline_restore_source="localhost",
+            lifeline_restore_point="latest", lifeline_postgresql_port=port, lifeline_postgresql_socket_dir=target,
+            lifeline_postgresql_data_dir=os.path.join(target, "data"),
+            lifeline_postgresql_walg_config_file=os.path.join(base, "etc", "target.json")))
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert "recovery stopped no recovery target specified" in restored.stdout
+        assert PitrPostgres(target, port=port).psql("SELECT count(*) FROM kept") == "30"
+        assert [c[2] for c in calls(log)].count("backup-fetch") == 1
         assert not any(KEY in " ".join(c) for c in calls(log))
     finally:
+        Server(os.path.join(target, "data"), port=port, pg_ctl=PG_CTL).stop()
         pg.stop()
