@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: postgres_pitr
-short_description: Point-in-time recovery for PostgreSQL with pgBackRest (archiving, base backups, window, restore)
+short_description: Point-in-time recovery for PostgreSQL with pgBackRest or WAL-G (archiving, base backups, window, restore)
 version_added: 0.2.0
 description:
   - O(action=configure) writes the pgBackRest config (0600, owned by postgres), creates the stanza,
@@ -26,7 +26,7 @@ description:
 author:
   - Lifeline contributors (@lifeline-dr)
 requirements:
-  - pgbackrest (Debian package) on the host, run as the postgres user
+  - pgbackrest (Debian package) on the host, run as the postgres user; or WAL-G (O(engine=walg), installed by the postgresql role)
   - psycopg2 (Debian python3-psycopg2)
 notes:
   - The cipher passphrase is a symmetric secret kept on the host in the pgBackRest config file,
