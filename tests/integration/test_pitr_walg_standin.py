@@ -78,7 +78,7 @@ def wait_archived(pg, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_with_proof_and_expires(pitr_dir):
+def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_and_a_name_with_proof_and_expires(pitr_dir):
     base = pitr_dir
     exe, log = install_standin(base)
     os.makedirs(os.path.join(base, "repo"))
@@ -115,6 +115,8 @@ def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_with_p
         time.sleep(1.1)
         point = datetime.datetime.now(datetime.timezone.utc)
         time.sleep(1.1)
+        pg.psql("INSERT INTO events (id) VALUES (21)")  # committed before the restore point
+        pg.psql("SELECT pg_create_restore_point('before-drop')")
         pg.psql("DROP TABLE events")
         wait_archived(pg)
 
@@ -137,6 +139,11 @@ def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_with_p
         assert back.psql("SELECT count(*), max(id) FROM events") == "20|20"  # dropped after the target
         assert back.psql("SHOW archive_mode") == "off"  # never archives into the source's prefix
         Server(restore["data_dir"], port=port, pg_ctl=PG_CTL).stop()
+
+        named = dict(restore, data_dir=os.path.join(target, "named"), target="before-drop", target_type="name")
+        assert act(named, pg, port=port)["stop_reason"] == 'at restore point "before-drop"'
+        assert back.psql("SELECT count(*), max(id) FROM events") == "21|21"
+        Server(named["data_dir"], port=port, pg_ctl=PG_CTL).stop()
 
         late = dict(restore, data_dir=os.path.join(target, "late"), target="2099-01-01T00:00:00Z")
         with pytest.raises(ConfigError, match="after the newest archived WAL"):
@@ -170,7 +177,8 @@ def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_with_p
         assert {c[2] for c in every} >= {"wal-push", "wal-fetch", "backup-push", "backup-fetch", "backup-list",
                                          "st", "wal-verify", "delete"}
     finally:
-        Server(os.path.join(target, "data"), port=port, pg_ctl=PG_CTL).stop()
+        for name in ("data", "named"):
+            Server(os.path.join(target, name), port=port, pg_ctl=PG_CTL).stop()
         pg.stop()
 
 
