@@ -185,12 +185,14 @@ def run_action(p: dict, conn: PgConnection, *, host: str, check_mode: bool, rest
         if check_mode:
             return {"changed": True, "backup": None}
         return backup_walg(s, conn, config_path=p["walg_config_file"], exe=exe, full=p["backup_type"] == "full")
+    if action == "restore" and not p["data_dir"]:
+        raise ConfigError("action=restore needs data_dir (lifeline_postgresql_data_dir): where the cluster is restored")
     own = action in ("verify", "expire")
     source = host if own else (p["source_host"] or host)
     path = p["walg_config_file"] if own else restore_config(source)
     data_dir = p["data_dir"] or (read_state(conn).data_directory if own else "/var/lib/postgresql")
     s = settings_from(p, host=source, data_dir=data_dir, port=conn.port)
-    with private_config(path, render(s), temporary=check_mode and action == "restore") as written:
+    with private_config(path, render(s), temporary=check_mode) as written:
         return _act(p, Walg(written, exe=exe, timeout=max(3600, p["recovery_timeout"])), conn, check_mode=check_mode)
 
 
@@ -202,8 +204,6 @@ def _act(p: dict, walg: Walg, conn: PgConnection, *, check_mode: bool) -> dict:
         return verify_walg(walg)
     if action == "expire":
         return expire_walg(walg, keep_full=p["retention_full"], check_mode=check_mode)
-    if not p["data_dir"]:
-        raise ConfigError("action=restore needs data_dir (lifeline_postgresql_data_dir): where the cluster is restored")
     kind = p["target_type"]
     target = (RecoveryTarget.from_point(p["target"]) if kind == "auto"
               else RecoveryTarget.parse(kind=kind, value=p["target"]))

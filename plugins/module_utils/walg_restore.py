@@ -82,4 +82,3 @@ class WalgFetch:
         self.walg.run("backup-fetch", data_dir, name, what="wal-g backup-fetch %s" % name)
         write_recovery(data_dir, recovery_settings(target, restore_command(self.walg.config, self.walg.exe)))
         return name
-

@@ -97,10 +97,18 @@ def backup_push(conf: dict, prefix: str, data_dir: str, full: bool) -> None:
     shutil.rmtree(work)
 
 
+def left_out(directory: str, names: list) -> list:
+    """What a base backup leaves out: the postmaster's files, WAL and its archive status."""
+    directory = directory.rstrip("/")
+    if directory.endswith("archive_status"):
+        return names
+    if directory.endswith("pg_wal"):
+        return [n for n in names if n != "archive_status"]
+    return [n for n in names if n in ("postmaster.pid", "postmaster.opts")]
+
+
 def copy_data(src: str, dst: str) -> None:
-    shutil.copytree(src, dst, ignore=lambda d, names: [n for n in names if n in ("postmaster.pid", "postmaster.opts")
-                                                        or d.rstrip("/").endswith("pg_wal") and n != "archive_status"
-                                                        or d.rstrip("/").endswith("archive_status")])
+    shutil.copytree(src, dst, ignore=left_out)
 
 
 def wal_verify(conf: dict, prefix: str) -> None:
@@ -193,8 +201,8 @@ def main(args: list) -> None:
         print("type size last modified name")
         for path in sorted(glob.glob(os.path.join(prefix, cmd[2], "*"))):
             when = datetime.datetime.fromtimestamp(os.stat(path).st_mtime, datetime.timezone.utc)
-            print("obj  %d %s +0000 UTC %s" % (os.path.getsize(path), when.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                                                os.path.basename(path)))
+            stamp = when.strftime("%Y-%m-%d %H:%M:%S.%f")
+            print("obj  %d %s +0000 UTC %s" % (os.path.getsize(path), stamp, os.path.basename(path)))
     elif cmd[0] == "wal-verify":
         wal_verify(conf, prefix)
     elif cmd[:3] == ["delete", "retain", "FULL"]:

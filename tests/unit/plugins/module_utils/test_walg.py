@@ -87,9 +87,9 @@ def test_wal_verify_names_lost_ranges_and_refuses_unknown_statuses():
     assert report["gaps"] == [{"timeline": 1, "first": "000000010000000000000006", "last": "000000010000000000000006",
                                "count": 1, "status": "MISSING_LOST"}]
     with pytest.raises(IntegrityError, match="unknown segment status"):
-        parse_wal_verify(json.dumps({"integrity": {"details": [dict(start_segment="000000010000000000000006",
-                                                                   end_segment="000000010000000000000006",
-                                                                   timeline_id=1, segments_count=1, status="FINE")]}}))
+        odd = dict(start_segment="000000010000000000000006", end_segment="000000010000000000000006",
+                   timeline_id=1, segments_count=1, status="FINE")
+        parse_wal_verify(json.dumps({"integrity": {"details": [odd]}}))
     with pytest.raises(IntegrityError, match="no JSON"):
         parse_wal_verify("ERROR: connection refused")
 
