@@ -17,7 +17,7 @@ import pwd
 import tarfile
 
 from test_pitr_playbooks import playbook
-from test_pitr_walg_standin import KEY, PG_CTL, STANDIN, calls, install_standin, wait_archived
+from test_pitr_walg_standin import KEY, PG_CTL, calls, install_standin, standin_bytes, wait_archived
 
 from services import PitrPostgres, free_port
 
@@ -26,8 +26,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.pitr_server import Ser
 
 def tarball(path: str) -> str:
     """A release-like tarball holding the stand-in as ``wal-g-pg-ubuntu-20.04-amd64``; its sha256."""
-    with open(STANDIN, "rb") as fh:
-        data = fh.read()
+    data = standin_bytes()
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("wal-g-pg-ubuntu-20.04-amd64")
         info.size, info.mode = len(data), 0o755
@@ -73,8 +72,8 @@ def test_role_installs_walg_from_a_checked_local_tarball_refuses_a_wrong_sha256_
         assert first.returncode == 0, first.stdout + first.stderr
         assert "archive_mode must change for WAL archiving: PostgreSQL restarts now (pg_ctl)" in first.stdout
         assert "base backup base_0000000" in first.stdout
-        with open(exe, "rb") as fh, open(STANDIN, "rb") as orig:
-            assert fh.read() == orig.read()
+        with open(exe, "rb") as fh:
+            assert fh.read() == standin_bytes()
         assert pg.psql("SHOW archive_command").startswith(exe + " --config ")
 
         again = playbook("pitr-backup.yml", dict(extra, lifeline_postgresql_walg_sha256=sha,

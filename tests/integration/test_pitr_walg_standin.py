@@ -34,12 +34,19 @@ STANDIN = os.path.join(os.path.dirname(__file__), "..", "lib", "walg_standin.py"
 PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
 
 
+def standin_bytes() -> bytes:
+    """The stand-in as an executable: the system Python (the postgres user runs it)."""
+    with open(STANDIN, "rb") as fh:
+        return b"#!/usr/bin/python3\n" + fh.read()
+
+
 def install_standin(base: str) -> tuple:
     """The stand-in as ``<base>/bin/wal-g`` (readable by postgres) and its call log."""
     bin_dir = os.path.join(base, "bin")
     os.makedirs(bin_dir, mode=0o755)
     exe = os.path.join(bin_dir, "wal-g")
-    shutil.copy(STANDIN, exe)
+    with open(exe, "wb") as fh:
+        fh.write(standin_bytes())
     os.chmod(exe, 0o755)
     log = os.path.join(bin_dir, "walg-calls.log")
     open(log, "w", encoding="utf-8").close()
@@ -184,7 +191,7 @@ def test_walg_engine_archives_backs_up_deltas_verifies_restores_to_a_time_and_a_
 
 def test_walg_refuses_a_cluster_whose_system_id_differs_from_the_prefix_backups(pitr_dir):
     base = pitr_dir
-    exe, _ = install_standin(base)
+    exe = install_standin(base)[0]
     os.makedirs(os.path.join(base, "repo"))
     shutil.chown(os.path.join(base, "repo"), "postgres")
     first = PitrPostgres(os.path.join(base, "one"))

@@ -1,8 +1,8 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright: Lifeline contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""STAND-IN for the ``wal-g`` executable, for tests only: WAL-G's binary cannot be had on the test
+"""STAND-IN for the ``wal-g`` executable, for tests only (installed with a ``#!/usr/bin/python3``
+line put in front, see test_pitr_walg_standin.standin_bytes): WAL-G's binary cannot be had on the test
 machine. It records every call (argv) in ``walg-calls.log`` beside itself, reads the JSON config
 given with ``--config`` and keeps WAL and base backups UNCOMPRESSED and UNENCRYPTED under
 WALG_FILE_PREFIX in WAL-G's layout (``wal_005/<segment>.zst``, ``basebackups_005/<name>`` and
