@@ -12,12 +12,15 @@ private key never has to be on a backed-up host). It never goes on a command lin
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pwd
 import re
+import shutil
 import stat
 import tempfile
+from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError
 
@@ -217,3 +220,26 @@ def _own_directory(path: str, uid: int, gid: int) -> None:
         os.fchmod(fd, 0o750)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def private_config(path: str, text: str, *, temporary: bool = False) -> Iterator[str]:
+    """``path`` written with ``text`` (write_private); when ``temporary`` (check mode) a private
+    copy beside it (or in the temporary directory), removed after."""
+    if not temporary:
+        write_private(path, text)
+        yield path
+        return
+    # A 0700 directory of its own (owned by postgres, who runs the engine): the passphrase and
+    # keys never sit in a shared directory, not even when a kill skips the clean-up.
+    directory = tempfile.mkdtemp(prefix=".lifeline-check-",
+                                 dir=os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else None)
+    try:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(directory, pw.pw_uid, pw.pw_gid)
+        tmp = os.path.join(directory, os.path.basename(path) or "lifeline.conf")
+        write_private(tmp, text)
+        yield tmp
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

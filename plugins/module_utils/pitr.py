@@ -10,20 +10,16 @@ target's data directory and port.
 """
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import os
-import pwd
 import re
-import shutil
-import tempfile
-from typing import Iterator
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, NotFoundError, SourceError
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import (
     PitrSettings,
     make_dirs,
+    private_config,
     render,
     write_private,
 )
@@ -163,26 +159,9 @@ def backup(settings: PitrSettings, conn: PgConnection, *, config_path: str, kind
             "backups_taken": taken, "window": win.to_dict()}
 
 
-@contextlib.contextmanager
-def _config_file(settings: PitrSettings, path: str, *, check_mode: bool) -> Iterator[str]:
+def _config_file(settings: PitrSettings, path: str, *, check_mode: bool):
     """``path`` written with ``settings``; in check mode a private temporary copy, removed after."""
-    if not check_mode:
-        write_private(path, render(settings))
-        yield path
-        return
-    # A 0700 directory of its own (owned by postgres, who runs pgbackrest): the passphrase and S3
-    # keys never sit in a shared directory, not even when a kill skips the clean-up.
-    directory = tempfile.mkdtemp(prefix=".lifeline-check-",
-                                 dir=os.path.dirname(path) if os.path.isdir(os.path.dirname(path)) else None)
-    try:
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(directory, pw.pw_uid, pw.pw_gid)
-        tmp = os.path.join(directory, "pgbackrest.conf")
-        write_private(tmp, render(settings))
-        yield tmp
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    return private_config(path, render(settings), temporary=check_mode)
 
 
 def info(settings: PitrSettings, *, config_path: str, check_mode: bool = False, exe: str | None = None) -> dict:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import time
 
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection, sql
 
 _SETTINGS = ("archive_mode", "wal_level", "archive_command", "archive_timeout", "data_directory",
@@ -86,3 +88,23 @@ def apply(conn: PgConnection, change: ArchivingChange, wanted: dict) -> None:
         for name in change.changed:
             cur.execute(sql().SQL("ALTER SYSTEM SET {} = %s").format(sql().Identifier(name)), (wanted[name],))
         cur.execute("SELECT pg_reload_conf()")
+
+
+def check_archived(conn: PgConnection, *, timeout: float = 60) -> str:
+    """Archiving works end to end: write a WAL record (a restore point), switch segments and wait
+    until the archiver reports that segment archived. RepositoryError naming the archiver's last
+    failure otherwise. Returns the segment."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_create_restore_point('lifeline-archive-check')")
+        cur.execute("SELECT pg_walfile_name(pg_switch_wal())")
+        segment = cur.fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state(conn)
+        if (state.last_archived_wal or "")[:24] >= segment:
+            return segment
+        if time.monotonic() > deadline:
+            raise RepositoryError("WAL segment %s was not archived within %ds: archive_command fails (last failed "
+                                  "segment %s, %d failures; see the server log)"
+                                  % (segment, timeout, state.last_failed_wal, state.failed_count))
+        time.sleep(0.3)

@@ -145,9 +145,13 @@ def _owned_dir(path: str) -> None:
 class PitrRestore:
     """One restore of ``pgbackrest``'s stanza into ``server.data_dir``."""
 
-    def __init__(self, pgbackrest: Pgbackrest, server: Server, conn: PgConnection, *,
-                 replace: bool = False, keep_previous: bool = False, recovery_timeout: int = 3600) -> None:
+    def __init__(self, pgbackrest: Pgbackrest | None, server: Server, conn: PgConnection, *,
+                 replace: bool = False, keep_previous: bool = False, recovery_timeout: int = 3600,
+                 fetch=None) -> None:
         self.pgbackrest = pgbackrest
+        #: fetch(data_dir, target, window) -> base backup name: puts the base backup and the
+        #: recovery settings (archive_mode off, the target, promote) into the empty data_dir
+        self.fetch = fetch or self._pgbackrest_fetch
         self.server = server
         self.conn = conn
         self.replace = replace
@@ -180,8 +184,7 @@ class PitrRestore:
         try:
             _owned_dir(self.server.data_dir)
             mark = time.monotonic()
-            self.pgbackrest.run("restore", "--pg1-path=" + self.server.data_dir, "--archive-mode=off",
-                                *target.pgbackrest_args(), what="pgbackrest restore")
+            backup_set = self.fetch(self.server.data_dir, target, window)
             disabled = defuse(self.server.data_dir)
             phases["restore"] = time.monotonic() - mark
             mark = time.monotonic()
@@ -205,7 +208,7 @@ class PitrRestore:
         return RestoreResult(data_dir=self.server.data_dir, target=target.describe(), stop_reason=reason,
                              timeline=timeline, last_replayed=isotime(last) if last else None,
                              previous_data_dir=aside if aside and self.keep_previous else None,
-                             backup_set=_backup_set(window, target), disabled_settings=disabled,
+                             backup_set=backup_set, disabled_settings=disabled,
                              consistent_at=isotime(consistent) if consistent else None,
                              restore_point_age_seconds=round((utcnow() - consistent).total_seconds(), 1)
                              if consistent else None,
@@ -236,6 +239,11 @@ class PitrRestore:
                 "last replayed commit: %s" % (isotime(last) if last else "none"),
                 "promoted on port %s, system identifier %s (the stanza's), %d database(s) accept connections"
                 % (port, system_id, databases)]
+
+    def _pgbackrest_fetch(self, data_dir: str, target: RecoveryTarget, window: Window) -> str | None:
+        self.pgbackrest.run("restore", "--pg1-path=" + data_dir, "--archive-mode=off", *target.pgbackrest_args(),
+                            what="pgbackrest restore")
+        return _backup_set(window, target)
 
     def _wait_promoted(self) -> tuple:
         deadline = time.monotonic() + self.recovery_timeout

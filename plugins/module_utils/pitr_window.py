@@ -21,6 +21,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotim
 
 _SEGMENT_RE = re.compile(r"^[0-9A-F]{24}$")
 _LABEL_RE = re.compile(r"^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$")
+#: a base backup a restore may name: a pgBackRest label or a WAL-G backup name
+_BACKUP_TARGET_RE = re.compile(r"^(\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?|base_[0-9A-F]{24}(_D_[0-9A-F]{24})?)$")
 _NAME_RE = re.compile(r"^[\x20-\x7e]{1,63}$")
 _ARCHIVE_ID_RE = re.compile(r"^\d{1,3}-\d{1,6}$")
 
@@ -58,8 +60,9 @@ class RecoveryTarget:
             return cls(k, when.strftime("%Y-%m-%d %H:%M:%S.%f+00"), when)
         if k is TargetKind.XID and not value.isdigit():
             raise ConfigError("transaction id target %r is not a number" % value)
-        if k is TargetKind.BACKUP and not _LABEL_RE.match(value):
-            raise ConfigError("%r is not a pgBackRest backup label (like 20261123-020000F)" % value)
+        if k is TargetKind.BACKUP and not _BACKUP_TARGET_RE.match(value):
+            raise ConfigError("%r is not a backup label (pgBackRest: like 20261123-020000F; WAL-G: "
+                              "base_<24 hex digits>)" % value)
         if k is TargetKind.NAME and not _NAME_RE.match(value):
             raise ConfigError("restore point name %r: printable text of 1 to 63 characters" % value)
         return cls(k, value)
@@ -70,7 +73,7 @@ class RecoveryTarget:
         point = str(point or "latest").strip()
         if point in ("latest", "immediate"):
             return cls.parse(kind=point)
-        if _LABEL_RE.match(point):
+        if _BACKUP_TARGET_RE.match(point):
             return cls.parse(kind="backup", value=point)
         return cls.parse(kind="time", value=point)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: postgres_pitr
-short_description: Point-in-time recovery for PostgreSQL with pgBackRest (archiving, base backups, window, restore)
+short_description: Point-in-time recovery for PostgreSQL with pgBackRest or WAL-G (archiving, base backups, window, restore)
 version_added: 0.2.0
 description:
   - O(action=configure) writes the pgBackRest config (0600, owned by postgres), creates the stanza,
@@ -31,7 +31,7 @@ description:
 author:
   - Lifeline contributors (@lifeline-dr)
 requirements:
-  - pgbackrest (Debian package) on the host, run as the postgres user
+  - pgbackrest (Debian package) on the host, run as the postgres user; or WAL-G (O(engine=walg), installed by the postgresql role)
   - psycopg2 (Debian python3-psycopg2)
 notes:
   - The cipher passphrase is a symmetric secret kept on the host in the pgBackRest config file,
@@ -52,7 +52,7 @@ options:
     description: What to do (see the description).
     type: str
     required: true
-    choices: [configure, backup, info, restore, verify]
+    choices: [configure, backup, info, restore, verify, expire]
   wal_segment_size:
     description: The cluster's WAL segment size in bytes (C(SHOW wal_segment_size)), for O(action=verify).
     type: int
@@ -61,6 +61,30 @@ options:
     description: With O(action=verify), also run C(pgbackrest verify), which reads every file of the repository.
     type: bool
     default: true
+  engine:
+    description:
+      - C(pgbackrest) or C(walg) (WAL-G, installed by the postgresql role). With C(walg),
+        O(action=verify) runs C(wal-g wal-verify integrity timeline) and fails naming every WAL gap,
+        O(action=expire) runs C(wal-g delete retain FULL) O(retention_full) (a dry run in check mode,
+        C(--confirm) only for real), and O(cipher_pass) is the libsodium key, 64 hex digits.
+      - O(action=expire) needs C(walg) in this version (pgBackRest expires after each backup).
+    type: str
+    default: pgbackrest
+    choices: [pgbackrest, walg]
+  walg_config_file:
+    description: The WAL-G config file (JSON, 0600, owned by postgres) this module writes and C(archive_command) names.
+    type: path
+    default: /etc/wal-g/lifeline.json
+  walg_exe:
+    description: The WAL-G executable.
+    type: path
+    default: /usr/local/bin/wal-g
+  walg_delta_max_steps:
+    description:
+      - WAL-G's C(WALG_DELTA_MAX_STEPS) - how many delta backups may follow a full one. O(backup_type=full)
+        pushes a full backup (C(--full)), C(diff) or C(incr) a delta while fewer steps follow the last full one.
+    type: int
+    default: 6
   cipher_pass:
     description:
       - The pgBackRest repository passphrase (aes-256-cbc), at least 20 characters. The same for every
@@ -208,6 +232,15 @@ EXAMPLES = r"""
     source_host: db1
     repositories: "{{ lifeline_repositories }}"
     cipher_pass: "{{ vault_lifeline_pitr_cipher_pass }}"
+
+- name: Archive WAL with WAL-G instead (a delta base backup, then check the archive for gaps)
+  lifeline.dr.postgres_pitr:
+    action: "{{ item }}"
+    engine: walg
+    backup_type: incr
+    repositories: "{{ lifeline_repositories }}"
+    cipher_pass: "{{ vault_lifeline_walg_key }}"  # openssl rand -hex 32
+  loop: [configure, backup, verify]
   become: true
 
 - name: Restore db1 to one second before the bad migration, into a new data directory
@@ -243,7 +276,7 @@ stanza_created:
   type: bool
   sample: true
 checked:
-  description: Whether C(pgbackrest check) ran and passed (archiving works end to end).
+  description: Whether archiving was checked end to end (C(pgbackrest check); with WAL-G a switched segment reported archived).
   returned: action is configure
   type: bool
   sample: true
@@ -407,11 +440,6 @@ total_seconds:
   description: Seconds the restore took, from the window check to the verified cluster.
   returned: action is restore and not check mode
   type: float
-gaps:
-  description: Per repository, the WAL gaps found (none when the task succeeds; the failure message names them).
-  returned: action is verify
-  type: dict
-  sample: {}
 pgbackrest_verify:
   description: The text report of C(pgbackrest verify) (empty without O(verify_files)).
   returned: action is verify
@@ -419,6 +447,38 @@ pgbackrest_verify:
 verified:
   description: Whether the archive and the backups verified.
   returned: action is verify
+integrity:
+  description: WAL-G's integrity status (OK, or WARNING while segments are still uploading; a lost range fails the task).
+  returned: action is verify
+  type: str
+  sample: OK
+ranges:
+  description: WAL ranges per timeline and status (FOUND, MISSING_DELAYED, MISSING_UPLOADING, MISSING_LOST).
+  returned: action is verify
+  type: list
+  elements: dict
+  sample: [{timeline: 1, first: "000000010000000000000002", last: "000000010000000000000042", count: 65, status: FOUND}]
+gaps:
+  description:
+    - The WAL gaps found (none when the task succeeds; the failure message names them). pgBackRest - per
+      repository, the missing segments; WAL-G - its MISSING_LOST ranges.
+  returned: action is verify
+  type: raw
+  sample: {}
+deleted:
+  description: Base backups deleted by O(action=expire) (in check mode, those it would delete).
+  returned: action is expire
+  type: list
+  elements: str
+  sample: [base_000000010000000000000002]
+kept:
+  description: Base backups O(action=expire) keeps.
+  returned: action is expire
+  type: list
+  elements: str
+dry_run:
+  description: Whether O(action=expire) only ran WAL-G's dry run (check mode, or nothing to delete).
+  returned: action is expire
   type: bool
 error:
   description: The class of the engine error (C(DecryptionError) for a wrong passphrase, C(SystemIdMismatch), ...).
@@ -429,7 +489,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeline.dr.plugins.module_utils import config, pitr
+from ansible_collections.lifeline.dr.plugins.module_utils import config, pitr, pitr_walg
 from ansible_collections.lifeline.dr.plugins.module_utils.module import merge, postgres_spec, repository_spec, run
 from ansible_collections.lifeline.dr.plugins.module_utils.pgbackrest_config import PitrSettings
 from ansible_collections.lifeline.dr.plugins.module_utils.pitr_archiving import read_state
@@ -449,6 +509,12 @@ def act(module: AnsibleModule) -> dict:
     conn = config.pg_connection(p)
     host = config.host_name(p)
     action = p["action"]
+    if p["engine"] == "walg":
+        return pitr_walg.run_action(p, conn, host=host, check_mode=module.check_mode,
+                                    restore_config=lambda source: restore_config(dict(p, config_file=p["walg_config_file"]), source))
+    if action == "expire":
+        module.fail_json(msg="action=expire is implemented for engine=walg only in this version; pgBackRest "
+                             "expires by itself after each backup (retention_full)")
     if action in ("configure", "backup"):
         data_dir = p["data_dir"] or read_state(conn).data_directory
         s = settings(p, host=host, data_dir=data_dir, port=conn.port)
@@ -472,9 +538,13 @@ def act(module: AnsibleModule) -> dict:
     target = (RecoveryTarget.from_point(p["target"]) if kind == "auto"
               else RecoveryTarget.parse(kind=kind, value=p["target"]))
     s = settings(p, host=source, data_dir=p["data_dir"], port=conn.port)
-    result = pitr.restore(s, conn, config_path=restore_config(p, source), target=target, service=p["service"],
-                          socket_dir=p["socket_dir"], replace=p["replace"], keep_previous=p["keep_previous"],
-                          recovery_timeout=p["recovery_timeout"], check_mode=module.check_mode)
+    return pitr.restore(s, conn, config_path=restore_config(p, source), target=target, service=p["service"],
+                        socket_dir=p["socket_dir"], replace=p["replace"], keep_previous=p["keep_previous"],
+                        recovery_timeout=p["recovery_timeout"], check_mode=module.check_mode)
+
+
+def warn_disabled(module: AnsibleModule, result: dict) -> dict:
+    """Each setting a restore disabled (either engine) is also a warning: the operator must see it."""
     for item in result.get("disabled_settings") or []:
         module.warn("a setting from the backup was disabled before the restored server started: %s" % item)
     return result
@@ -489,9 +559,13 @@ def restore_config(p: dict, source: str) -> str:
 
 def pitr_spec() -> dict:
     return dict(
-        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore", "verify"]),
+        action=dict(type="str", required=True, choices=["configure", "backup", "info", "restore", "verify", "expire"]),
         wal_segment_size=dict(type="int", default=16 * 1024 * 1024),
         verify_files=dict(type="bool", default=True),
+        engine=dict(type="str", default="pgbackrest", choices=["pgbackrest", "walg"]),
+        walg_config_file=dict(type="path", default="/etc/wal-g/lifeline.json"),
+        walg_exe=dict(type="path", default="/usr/local/bin/wal-g"),
+        walg_delta_max_steps=dict(type="int", default=6),
         cipher_pass=dict(type="str", required=True, no_log=True),
         config_file=dict(type="path", default="/etc/pgbackrest/lifeline.conf"),
         stanza=dict(type="str", default="lifeline"),
@@ -519,7 +593,7 @@ def pitr_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=merge(repository_spec(), postgres_spec(), pitr_spec()),
                            supports_check_mode=True)
-    run(module, lambda: act(module), changed=False)
+    run(module, lambda: warn_disabled(module, act(module)), changed=False)
 
 
 if __name__ == "__main__":
