@@ -200,7 +200,7 @@ def main() -> None:
         for key in ("floor", "backup_yml", "pg_restore_j2", "restore_site_yml", "restore_module"):
             print("  runs %-20s %s" % (key, " ".join("%.2f" % v for v in rows[key + "_runs_s"])))
     for key in ("backup_profile", "restore_profile"):
-        print("slowest tasks, %s (last run):" % key.split("_")[0])
+        print("slowest tasks, %s (last run):" % key.split("_", maxsplit=1)[0])
         for seconds, name in rows[key]:
             print("  %6.2f s  %s" % (seconds, name))
     if args.json:

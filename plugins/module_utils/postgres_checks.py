@@ -88,7 +88,7 @@ def count_rows_parallel(conn: PgConnection, dbname: str, *, jobs: int, large_obj
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(pending))))]
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(max(1, min(jobs, len(pending))))]
     for thread in threads:
         thread.start()
     for thread in threads:
