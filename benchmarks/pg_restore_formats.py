@@ -53,7 +53,7 @@ def main() -> None:
                     raise SystemExit("pg_dump failed")
             sh([pg_dump, "-Fc", "-Z0", "-f", files["file-Z0"], DB], src)
             sh([pg_dump, "-Fc", "-f", files["gzip"], DB], src)
-            for _ in range(args.rounds):
+            for _round in range(args.rounds):
                 for name, path in files.items():
                     sh(["psql", "-X", "-q", "-c", "CREATE DATABASE restored"], dst)
                     start = time.monotonic()
