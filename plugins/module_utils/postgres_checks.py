@@ -6,6 +6,8 @@ pg_restore can read, the globals a pg_dumpall script), and a restore's check of 
 against what its manifest recorded."""
 from __future__ import annotations
 
+import threading
+from typing import Callable
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import IntegrityError, RestoreError
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact, Manifest
@@ -62,19 +64,56 @@ def check_for(conn: PgConnection, manifest: Manifest):
     return pick
 
 
-def verify_restored(cur, meta: dict, *, rows: bool, what: str) -> dict:
+def count_rows_parallel(conn: PgConnection, dbname: str, *, jobs: int, large_objects: bool) -> dict:
+    """count_rows of database ``dbname`` over ``jobs`` connections at once, biggest tables first,
+    so the scans of a freshly restored copy overlap (the verify phase of a restore)."""
+    with conn.cursor(dbname) as cur:
+        cur.execute("SELECT n.nspname, c.relname, pg_table_size(c.oid) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'")
+        sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
+        result = count_rows(cur, large_objects=large_objects, tables=[])
+        cur.execute(USER_TABLES_SQL)
+        pending = sorted(cur.fetchall(), key=lambda t: sizes.get(t, 0))  # pop() takes the biggest
+    lock, counts, errors = threading.Lock(), {}, []
+
+    def worker() -> None:
+        try:
+            with conn.cursor(dbname) as wcur:
+                while not errors:
+                    with lock:
+                        if not pending:
+                            return
+                        table = pending.pop()
+                    counts.update(count_rows(wcur, large_objects=False, tables=[table])["tables"])
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(max(1, min(jobs, len(pending))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    result["tables"] = dict(sorted(counts.items()))
+    return result
+
+
+def verify_restored(cur, meta: dict, *, rows: bool, what: str,
+                    count: Callable[[bool], dict] | None = None) -> dict:
     """Compare a restored copy with what the manifest recorded of its source.
 
     Returns ``checks`` (what was compared, in words), ``verified`` (at least one check ran and
     all passed), and the table, row and large object counts; RestoreError on any difference.
     ``rows`` is false for a schema-only backup (no row counts to compare). ``meta["relations"]``
     (tables present, recorded since 0.2.0 for every scope) and ``meta["tables"]`` (row counts)
-    are each used when present, so older manifests verify as far as they can.
+    are each used when present, so older manifests verify as far as they can. ``count`` counts
+    the rows (its argument: whether to count large objects too), by default on ``cur``.
     """
     checks, diffs = [], []
     want_rows = meta.get("tables") if rows and isinstance(meta.get("tables"), dict) else None
     if want_rows is not None:
-        got = count_rows(cur, large_objects="large_objects" in meta)
+        got = (count or (lambda lo: count_rows(cur, large_objects=lo)))("large_objects" in meta)
         present = got["tables"]
     else:
         got = {"tables": {}}

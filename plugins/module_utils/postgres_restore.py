@@ -21,7 +21,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import NotFound
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import Artifact
 from ansible_collections.lifeline.dr.plugins.module_utils.pipeline import Codec
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres import PgConnection
-from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import verify_restored
+from ansible_collections.lifeline.dr.plugins.module_utils.postgres_checks import count_rows_parallel, verify_restored
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_script import database_statements, globals_statements
 from ansible_collections.lifeline.dr.plugins.module_utils.postgres_target import PgTarget, new_temp_name, pg_step
 from ansible_collections.lifeline.dr.plugins.module_utils.restore import RestoreAction, RestoreJob
@@ -198,7 +198,10 @@ class PostgresRestore(RestoreJob):
     def _verify(self, copy: _Copy) -> dict:
         what = "the restored copy of %r (backup %s; existing data untouched)" % (copy.name, self.manifest.backup_id)
         with pg_step("checking %s" % what), self.conn.cursor(copy.temp) as cur:
-            return verify_restored(cur, copy.art.meta, rows=self.manifest.kind != "schema", what=what)
+            # Row counts over as many connections as pg_restore had jobs: the scans overlap.
+            return verify_restored(cur, copy.art.meta, rows=self.manifest.kind != "schema", what=what,
+                                   count=lambda lo: count_rows_parallel(self.conn, copy.temp, jobs=self.opts.jobs,
+                                                                        large_objects=lo))
 
     def _swap_in(self, copy: _Copy, plan: dict) -> dict:
         action = RestoreAction(plan["databases"][copy.name])

@@ -92,7 +92,7 @@ options:
     description: Host name the safety backup is stored under. Defaults to this machine's short host name.
     type: str
   jobs:
-    description: Parallel C(pg_restore) jobs.
+    description: Parallel C(pg_restore) jobs, and connections that count the restored rows.
     type: int
     default: 2
   staging_dir:
