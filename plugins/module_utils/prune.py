@@ -18,6 +18,7 @@ import json
 import os
 from typing import Sequence
 
+from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import write_status
 from ansible_collections.lifeline.dr.plugins.module_utils.catalog import Catalog
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, LifelineError, LockedError
@@ -26,6 +27,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.manifest import MANIFE
 from ansible_collections.lifeline.dr.plugins.module_utils.prune_scan import (
     Scan,
     entry_copies,
+    leftover_age,
     orphan_age,
     scan_component,
 )
@@ -117,7 +119,7 @@ def _plan_component(run: _Run, scan: Scan, policy: Policy, component: str, orpha
             work.append(("orphan", copy))
             run.report["freed_bytes"] += size
     for repo, left in scan.leftovers:
-        age = run.now - left.started
+        age = leftover_age(left, scan.prefix, run.now)
         act = age >= orphan_after and remove_orphans
         run.report["orphans"].append({
             "component": component, "repository": repo.name, "what": left.what, "key": left.key,
@@ -161,6 +163,7 @@ def _execute(run: _Run, scan: Scan, work: list) -> None:
             repo, left = payload
             try:
                 repo.remove_leftover(left)
+                repo.tidy(left.key.rsplit("/", 1)[0] + "/")
             except LifelineError as exc:
                 run.report["errors"].append("%s %s in %s: %s" % (left.what, left.key, repo.name, exc))
 
@@ -221,3 +224,24 @@ def _prune(run: _Run, repositories: Sequence[Repository], catalog: Catalog, *, s
         if not check_mode:
             for scan, work in works:
                 _execute(run, scan, work)
+
+
+def prune_with(params: dict, *, check_mode: bool = False, now: datetime.datetime | None = None) -> dict:
+    """Prune from the modules' option names (module, host CLI config): the one front-door path."""
+    policy = Policy.from_params(params)
+    names = list(params.get("components") or components.names())
+    unknown = sorted(set(names) - set(components.names()))
+    if unknown:
+        raise ConfigError("unknown component(s) %s; Lifeline knows: %s" % (", ".join(unknown), ", ".join(components.names())))
+    hours = params.get("orphan_age_hours")
+    repositories = config.repositories(params)
+    try:
+        return prune(repositories, trust=config.trust(params), site=params.get("site") or "default",
+                     host=config.host_name(params), components=names, policy=policy,
+                     state_dir=config.state_dir(params), check_mode=check_mode,
+                     lock_wait=float(params.get("lock_timeout") or 0),
+                     orphan_after=datetime.timedelta(hours=24 if hours is None else hours),
+                     remove_orphans=params.get("remove_orphans", True) is not False, now=now)
+    finally:
+        for repo in repositories:
+            repo.close()

@@ -50,6 +50,7 @@ class Copy:
 
 @dataclasses.dataclass
 class Scan:
+    prefix: str                                            # "<site>/<host>/<component>/"
     entries: list                                          # trusted catalog entries, oldest first
     copies: dict = dataclasses.field(default_factory=dict)  # (repo name, backup id) -> Copy
     untrusted: list = dataclasses.field(default_factory=list)   # (Copy, why), kept
@@ -97,7 +98,7 @@ def scan_component(repositories: Sequence[Repository], catalog: Catalog, *, site
     """Everything prune needs to know about one component; RepositoryError if anything could
     not be listed or read."""
     prefix = backup_prefix(site, host, component)
-    scan = Scan(entries=[])
+    scan = Scan(prefix=prefix, entries=[])
     listings = {}
     try:
         for repo in repositories:
@@ -137,13 +138,24 @@ def _trusted_in(entries: list, backup_id: str, repo: Repository) -> bool:
     return any(e.manifest.backup_id == backup_id and any(r is repo for r in e.repositories) for e in entries)
 
 
+def id_time(backup_id: str) -> datetime.datetime:
+    """The time a backup id names (the run's start); the epoch's start for an id of no real time."""
+    try:
+        return datetime.datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:  # month 13: only the objects' own times count
+        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def leftover_age(leftover: Leftover, prefix: str, now: datetime.datetime) -> datetime.timedelta:
+    """Since the leftover's write began: its own time or its backup id's, whichever is newer."""
+    backup_id = leftover.key[len(prefix):].split("/", 1)[0] if leftover.key.startswith(prefix) else ""
+    return now - max(leftover.started, id_time(backup_id))
+
+
 def orphan_age(copy: Copy, now: datetime.datetime) -> datetime.timedelta:
     """How long ago the newest part of an orphan was written: its id's time and each object's
-    mtime, whichever is newer (an attacker's or a clock's odd id cannot make it look older)."""
-    try:
-        newest = datetime.datetime.strptime(copy.backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-    except ValueError:  # an id of no real time (month 13): only the objects' times count
-        newest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    mtime, whichever is newer (an odd id or clock cannot make it look older than it is)."""
+    newest = id_time(copy.backup_id)
     for key in copy.keys:
         try:
             newest = max(newest, copy.repository.info(key).modified)
