@@ -227,3 +227,23 @@ def test_unsigned_backups_allowed_for_reading_are_kept_and_take_no_slot(world):
     acts = actions(report)
     assert [acts[m.backup_id] for m in legacy] == ["keep", "keep"]
     assert (acts[signed[0].backup_id], acts[signed[1].backup_id]) == ("delete", "keep")
+
+
+def test_the_host_cli_prunes_with_exit_codes_timers_can_act_on(world, tmp_path, capsys):
+    import json  # pylint: disable=import-outside-toplevel
+    from ansible_collections.lifeline.dr.plugins.module_utils import cli  # pylint: disable=import-outside-toplevel
+    made = [world.backup(at(d, hour=1)) for d in range(3)]
+    config = tmp_path / "lifeline.json"
+    config.write_text(json.dumps(world.params(keep_daily=1, keep_weekly=0, keep_monthly=0)))
+    assert cli.main(["--config", str(config), "prune", "--component", COMPONENT, "--dry-run"]) == cli.EXIT_OK
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["status"] == "planned" and [p["action"] for p in plan["plan"]] == ["keep", "delete", "delete"]
+    assert len(world.ids(0)) == 3
+    with Lock(os.path.join(world.state_dir, "locks"), "%s-%s-%s" % (SITE, HOST, COMPONENT)):
+        assert cli.main(["--config", str(config), "prune", "--component", COMPONENT]) == LockedError.exit_code
+    assert cli.main(["--config", str(config), "prune", "--component", COMPONENT]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["deleted"] == 2
+    assert world.ids(0) == world.ids(1) == [made[0].backup_id]
+    config.write_text(json.dumps(world.params(keep_daily=0, keep_weekly=0, keep_monthly=0)))
+    assert cli.main(["--config", str(config), "prune"]) == 3  # ConfigError: a policy that keeps nothing
+    assert "would keep nothing" in capsys.readouterr().err
