@@ -4,7 +4,7 @@
 """The host-side CLI: the same engine the modules run, for systemd timers and for an operator
 at a shell when the controller (or AWX) is down.
 
-  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data]
+  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data] [--label L ...]
   lifeline [--config F] list [--component C] [--host H]
   lifeline [--config F] verify [--component C] [--host H] [--point P]
   lifeline [--config F] prune [--component C ...] [--dry-run]
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("component", choices=components.names())
     backup.add_argument("--database", action="append", default=[], help="postgres: one database (repeatable)")
     backup.add_argument("--scope", choices=["full", "schema", "data"], default="full", help="postgres: what to dump")
+    backup.add_argument("--label", action="append", default=[], help="a label for the manifest; 'keep' pins it (repeatable)")
     for name in ("list", "verify"):
         cmd = sub.add_parser(name, help="list the catalog" if name == "list" else "verify a backup")
         cmd.add_argument("--component", default="postgres", choices=components.names())
@@ -94,7 +95,7 @@ def run(args, params: dict) -> int:
         options = dict(params, databases=args.database, scope=args.scope)
         outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
                              site=site, host=host, state_dir=config.state_dir(params),
-                             signer=config.signer(params))
+                             signer=config.signer(params), labels=args.label)
         _emit(outcome.to_dict())
         return EXIT_OK if outcome.status is Status.OK else EXIT_PARTIAL
     if args.command == "prune":

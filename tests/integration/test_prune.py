@@ -15,7 +15,7 @@ from lifeline_it import s3_client
 from prune_world import COMPONENT, HOST, NOW, SITE, World, at
 
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import run_backup
-from ansible_collections.lifeline.dr.plugins.module_utils.errors import LockedError, RepositoryError
+from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, LockedError, RepositoryError
 from ansible_collections.lifeline.dr.plugins.module_utils.files_backup import FilesComponent
 from ansible_collections.lifeline.dr.plugins.module_utils.locking import Lock
 from ansible_collections.lifeline.dr.plugins.module_utils.manifest import MANIFEST_NAME
@@ -247,3 +247,26 @@ def test_the_host_cli_prunes_with_exit_codes_timers_can_act_on(world, tmp_path, 
     config.write_text(json.dumps(world.params(keep_daily=0, keep_weekly=0, keep_monthly=0)))
     assert cli.main(["--config", str(config), "prune"]) == 3  # ConfigError: a policy that keeps nothing
     assert "would keep nothing" in capsys.readouterr().err
+
+
+def test_a_real_backup_labelled_keep_is_pinned_and_a_bad_label_is_refused_before_anything_runs(world, tmp_path):
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    codec = Codec(encryption=Encryption.NONE)
+
+    def backup(**kwargs):
+        component = FilesComponent([str(source)], site=SITE, host=HOST, state_dir=world.state_dir, level="full")
+        return run_backup(component, world.repos, codec, site=SITE, host=HOST, state_dir=world.state_dir,
+                          signer=SIGNER, **kwargs)
+    pinned = backup(labels=["keep"]).manifest
+    assert pinned.labels == ["keep"]
+    newer = backup().manifest
+    newest = backup().manifest
+    report = prune_with(world.params(**ONE_DAILY))
+    assert actions(report) == {newest.backup_id: "keep", newer.backup_id: "delete", pinned.backup_id: "keep"}
+    assert world.ids(0) == world.ids(1) == sorted([pinned.backup_id, newest.backup_id])
+    for bad in ("no spaces", "safety"):
+        with pytest.raises(ConfigError, match="label"):
+            backup(labels=[bad])
+    assert world.ids(0) == sorted([pinned.backup_id, newest.backup_id])
