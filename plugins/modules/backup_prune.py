@@ -12,14 +12,14 @@ description:
   - Keeps, per site, host and component, the newest backup of each of the last O(keep_daily)
     days, O(keep_weekly) ISO weeks and O(keep_monthly) months that hold a backup, ordered by the
     manifest's own C(finished) time (never an object's modification time), and deletes the rest
-    from every repository that holds them: the manifest first, then the artifacts.
+    from every repository that holds them, the manifest first and then the artifacts.
   - Never deletes the newest trusted backup of a series (restorable, schema-only, data-only,
     safety), a pinned backup (a label in O(pin_labels) or an entry of O(pins)), any member of a
     chain a kept incremental needs, a backup whose manifest is unsigned or does not verify, a
     backup of another host, a directory a backup is still writing, or anything at all when a
     listing or a manifest read fails or when the component's last backup run failed.
-  - Also removes leftovers older than O(orphan_age_hours) below the host's prefix: backup
-    directories without a manifest, C(.lifeline-tmp-*) temp files and unfinished S3 multipart uploads.
+  - Also removes leftovers older than O(orphan_age_hours) below the host's prefix (backup
+    directories without a manifest, C(.lifeline-tmp-*) temp files and unfinished S3 multipart uploads).
   - Takes the same per-component lock the backup modules take, so it never races a running backup.
   - In check mode it is a dry run that returns the whole plan, with a reason for every backup and
     the bytes the run would free.
@@ -34,9 +34,10 @@ notes:
     delete; the hosts' backup credentials need not.
   - PITR (pgBackRest or WAL-G) repositories keep their own retention (pgBackRest C(expire),
     O(lifeline.dr.postgres_pitr#module:retention_full)); this module never touches them.
-  - With S3 versioning a delete leaves a delete marker; the bucket's lifecycle rule for noncurrent
-    versions frees the space. An object-lock retention that has not passed makes the delete fail
-    with AccessDenied, which is reported and leaves the backup whole.
+  - With S3 versioning (and so with object lock) a delete leaves a delete marker; the locked or
+    noncurrent versions stay until their retention or the bucket's noncurrent-version expiration
+    ends. A delete the store refuses (for example AccessDenied) is reported in RV(errors), and the
+    copy whose manifest could not be deleted is left whole.
   - See docs/retention.md for the rules and how they relate to lifecycle rules and object lock.
 extends_documentation_fragment:
   - lifeline.dr.repository

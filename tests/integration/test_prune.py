@@ -56,7 +56,7 @@ def test_gfs_deletes_from_every_repository_and_the_dry_run_changes_nothing(world
 
     done = prune_with(world.params(keep_daily=3, keep_weekly=0, keep_monthly=0, components=[COMPONENT]), now=NOW)
     assert done["status"] == "ok" and done["deleted"] == 7
-    assert {k: v for k, v in actions(done).items()} == expected
+    assert actions(done) == expected
     kept = sorted(m.backup_id for m in made[:3])
     assert world.ids(0) == kept and world.ids(1) == kept
     assert not os.path.exists(os.path.join(world.local_path, made[5].prefix))  # empty directories go too
