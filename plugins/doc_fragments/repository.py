@@ -208,7 +208,7 @@ options:
   labels:
     description:
       - Labels recorded in the signed manifest (letters, digits, C(.), C(_), C(-)). C(keep) pins
-        the backup: M(lifeline.dr.backup_prune) never deletes it (see its O(lifeline.dr.backup_prune#module:pin_labels)).
+        the backup, so M(lifeline.dr.backup_prune) never deletes it (see its O(lifeline.dr.backup_prune#module:pin_labels)).
     type: list
     elements: str
     default: []
