@@ -147,14 +147,16 @@ def _execute(run: _Run, scan: Scan, work: list) -> None:
     for kind, payload in work:
         if kind == "backup":
             entry = payload
+            gone = True
             for repo, keys in entry_copies(scan, entry):
                 manifest_key = entry.manifest.prefix + MANIFEST_NAME
                 what = "backup %s in %s" % (entry.manifest.backup_id, repo.name)
                 # The manifest first: from then on the rest is an orphan, never a broken backup.
-                if run.delete(repo, [manifest_key], what) and run.delete(
-                        repo, [k for k in keys if k != manifest_key], what):
+                if not run.delete(repo, [manifest_key], what):
+                    gone = False
+                elif run.delete(repo, [k for k in keys if k != manifest_key], what):
                     repo.tidy(entry.manifest.prefix)
-            run.report["deleted"] += 1
+            run.report["deleted"] += int(gone)  # no longer a backup anywhere (leftovers are orphans)
         elif kind == "orphan":
             copy = payload
             if run.delete(copy.repository, copy.keys, "orphan %s in %s" % (copy.prefix, copy.repository.name)):

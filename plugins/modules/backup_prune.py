@@ -211,7 +211,7 @@ freed_bytes:
   type: int
   sample: 734003200
 deleted:
-  description: Backups deleted (0 in check mode).
+  description: Backups whose manifest was deleted from every repository holding them (0 in check mode).
   returned: success
   type: int
   sample: 3
