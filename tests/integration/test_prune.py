@@ -270,3 +270,21 @@ def test_a_real_backup_labelled_keep_is_pinned_and_a_bad_label_is_refused_before
         with pytest.raises(ConfigError, match="label"):
             backup(labels=[bad])
     assert world.ids(0) == sorted([pinned.backup_id, newest.backup_id])
+
+
+def test_a_delete_the_store_refuses_is_reported_and_leaves_that_copy_whole(world):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    old = world.backup(at(3))
+    world.backup(at(1), n=1)
+    # An immutable directory (chattr +i): even root's unlink fails, as a locked object would.
+    locked_dir = os.path.join(world.local_path, old.prefix)
+    subprocess.run(["chattr", "+i", locked_dir], check=True)
+    try:
+        report = prune_with(world.params(**ONE_DAILY), now=NOW)
+    finally:
+        subprocess.run(["chattr", "-i", locked_dir], check=True)
+    assert report["status"] == "partial" and report["deleted"] == 0
+    assert len(report["errors"]) == 1 and "backup %s in local" % old.backup_id in report["errors"][0]
+    assert "not permitted" in report["errors"][0]
+    assert world.keys(0, old) == [old.prefix + "files.tar.zst", old.prefix + MANIFEST_NAME]  # whole
+    assert world.keys(1, old) == []  # the S3 copy went, manifest first
