@@ -205,6 +205,13 @@ options:
         copies that were stored are kept and listed). When false it succeeds with a warning.
     type: bool
     default: true
+  labels:
+    description:
+      - Labels recorded in the signed manifest (letters, digits, C(.), C(_), C(-)). C(keep) pins
+        the backup, so M(lifeline.dr.backup_prune) never deletes it (see its O(lifeline.dr.backup_prune#module:pin_labels)).
+    type: list
+    elements: str
+    default: []
 """
     REDIS = r"""
 options:

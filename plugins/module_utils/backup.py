@@ -17,6 +17,7 @@ import os
 from typing import Sequence
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
+    ConfigError,
     IntegrityError,
     LifelineError,
     RepositoryError,
@@ -28,6 +29,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
     Artifact,
     Manifest,
     backup_prefix,
+    check_name,
     new_backup_id,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.signing import Signer
@@ -177,13 +179,18 @@ def _partial_message(outcome: Outcome) -> str:
 
 def run_backup(component: Component, repositories: Sequence[Repository], codec: Codec, *,
                site: str, host: str, state_dir: str, signer: Signer, lock_wait: float = 0.0,
-               check_mode: bool = False) -> Outcome:
+               check_mode: bool = False, labels: Sequence[str] = ()) -> Outcome:
     """Back up ``component`` into every repository; return the outcome (raises on failure).
 
     The manifest is signed with ``signer``, the host's own key: restores accept only manifests
-    signed by a key trusted for the host they name.
+    signed by a key trusted for the host they name. ``labels`` join the component's own in the
+    manifest (``keep`` pins the backup against prune).
     """
     backup_prefix(site, host, component.name)  # validates names before anything runs
+    for label in labels:
+        check_name("label", label)
+        if label == "safety":
+            raise ConfigError("the label 'safety' is reserved for the backup a restore takes before it replaces data")
     if not isinstance(signer, Signer):
         raise TypeError("run_backup needs the host's Signer")
     new_encryptor(codec.encryption, recipients=codec.recipients, aes_key=codec.aes_key)  # keys present?
@@ -215,7 +222,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                     consistent_at=component.consistent_at or isotime(started),
                     compression=codec.compression.value, encryption=codec.encryption.value,
                     key_id=codec.key_id(), artifacts=artifacts, tools=component.tools,
-                    facts=_facts(component), labels=list(component.labels),
+                    facts=_facts(component), labels=list(component.labels) + [x for x in labels if x not in component.labels],
                     parent_id=component.parent_id)
                 manifest.validate("the new manifest")
                 _commit_manifest(run, manifest, signer)

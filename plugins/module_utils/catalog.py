@@ -60,6 +60,8 @@ class Catalog:
         self.warnings: list[str] = []
         #: backup id -> why its manifest was not accepted (unsigned, forged, malformed)
         self.rejected: dict[str, str] = {}
+        #: repositories whose listing failed (prune deletes nothing then; restore uses the others)
+        self.listing_failures: list[str] = []
         self._listed: dict[tuple, list] = {}  # one listing per scope and run: nothing read twice
 
     def _read(self, repo: Repository, key: str, scope: tuple, backup_id: str) -> tuple[Manifest, str | None]:
@@ -93,6 +95,7 @@ class Catalog:
                 keys = [k for k in repo.list(prefix) if k.endswith("/" + MANIFEST_NAME)]
             except RepositoryError as exc:
                 failures.append(str(exc))
+                self.listing_failures.append(str(exc))
                 continue
             for key in keys:
                 backup_id = key[len(prefix):-len(MANIFEST_NAME) - 1]

@@ -4,9 +4,13 @@
 """The host-side CLI: the same engine the modules run, for systemd timers and for an operator
 at a shell when the controller (or AWX) is down.
 
-  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data]
+  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data] [--label L ...]
   lifeline [--config F] list [--component C] [--host H]
   lifeline [--config F] verify [--component C] [--host H] [--point P]
+  lifeline [--config F] prune [--component C ...] [--dry-run]
+
+prune reads its policy from the config (keep_daily, keep_weekly, keep_monthly, pins, pin_labels,
+remove_orphans, orphan_age_hours, lock_timeout; docs/retention.md) and prints its report.
 
 The config file is JSON with the modules' option names (written 0600 by the common role). The
 top level holds what every component shares and PostgreSQL's connection; each other component's
@@ -18,7 +22,8 @@ Secrets may come from the environment instead: LIFELINE_PG_PASSWORD, LIFELINE_RE
 (the values), LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
 
 Exit codes (stable, for timers and monitoring):
-  0 ok, 1 partial (stored in some repositories only),
+  0 ok (prune: also a dry run), 1 partial (stored in some repositories only; prune: a component
+  skipped or a delete failed),
   2 usage (bad command line), 3 configuration, 4 missing dependency, 5 repository,
   6 not found, 7 integrity (also: verify found a bad copy), 8 decryption, 9 locked, 10 source, 11 restore, 12 untrusted
   manifest, 70 internal error.
@@ -33,6 +38,7 @@ import sys
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, LifelineError
+from ansible_collections.lifeline.dr.plugins.module_utils.prune import prune_with
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_backup
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -92,12 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("component", choices=components.names())
     backup.add_argument("--database", action="append", default=[], help="postgres: one database (repeatable)")
     backup.add_argument("--scope", choices=["full", "schema", "data"], default="full", help="postgres: what to dump")
+    backup.add_argument("--label", action="append", default=[], help="a label for the manifest; 'keep' pins it (repeatable)")
     for name in ("list", "verify"):
         cmd = sub.add_parser(name, help="list the catalog" if name == "list" else "verify a backup")
         cmd.add_argument("--component", default="postgres", choices=components.names())
         cmd.add_argument("--host")
         if name == "verify":
             cmd.add_argument("--point", default="latest")
+    prune = sub.add_parser("prune", help="apply the retention policy to this host's backups")
+    prune.add_argument("--component", action="append", default=[], choices=components.names(),
+                       help="only this component (repeatable; default: all)")
+    prune.add_argument("--dry-run", action="store_true", help="print the plan, delete nothing")
     return parser
 
 
@@ -109,9 +120,14 @@ def run(args, params: dict) -> int:
         options = dict(component_params(params, component.name), databases=args.database, scope=args.scope)
         outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
                              site=site, host=host, state_dir=config.state_dir(params),
-                             signer=config.signer(params))
+                             signer=config.signer(params), labels=args.label)
         _emit(outcome.to_dict())
         return EXIT_OK if outcome.status is Status.OK else EXIT_PARTIAL
+    if args.command == "prune":
+        report = prune_with(dict(params, components=args.component or params.get("components")),
+                            check_mode=args.dry_run)
+        _emit(report)
+        return EXIT_PARTIAL if report["status"] == "partial" else EXIT_OK
     catalog = config.catalog(params)
     if args.command == "list":
         entries = catalog.entries(site=site, host=host, component=args.component)

@@ -123,7 +123,8 @@ def run(module: AnsibleModule, func, **result) -> None:
 
 def backup_spec() -> dict:
     """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
-    return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True))
+    return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True),
+                labels=dict(type="list", elements="str", default=[]))
 
 
 #: a *_backup module's result before (or without) an outcome: run(module, func, **BACKUP_FAILED)

@@ -13,12 +13,18 @@ Contract (every implementation passes tests/unit/plugins/module_utils/repository
 - ``list(prefix)`` yields every committed key below ``prefix``, in no particular order; a prefix
   nothing was stored under yields nothing, but a listing that fails raises (never "empty");
 - ``delete`` of a missing key is not an error;
+- ``info(key)`` gives the stored size and modification time (only for leftovers, which have no
+  manifest: backups are ordered by their manifests' times, never by mtime);
+- ``leftovers(prefix)`` yields uncommitted writes below ``prefix`` (temp files, multipart
+  uploads) for prune, and ``remove_leftover`` discards one;
 - any other failure raises ``RepositoryError`` naming the repository and the cause;
 - a repository is a context manager; ``close()`` releases its clients and threads.
 """
 from __future__ import annotations
 
 import abc
+import dataclasses
+import datetime
 import errno
 import os
 import secrets
@@ -32,6 +38,28 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
 )
 
 _TMP_MARK = ".lifeline-tmp-"
+
+
+def is_temp_name(key: str) -> bool:
+    """A writer's temporary object: never part of a committed backup."""
+    return key.rsplit("/", 1)[-1].startswith(_TMP_MARK)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    modified: datetime.datetime  # UTC
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """An uncommitted write: a temp file or an S3 multipart upload."""
+
+    key: str
+    started: datetime.datetime  # UTC
+    what: str                   # "temp file" or "multipart upload"
+    size: int = 0
+    handle: str = ""            # the upload id of a multipart upload
 
 
 def check_key(key: str) -> str:
@@ -78,6 +106,20 @@ class Repository(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def info(self, key: str) -> ObjectInfo:
+        raise RepositoryError("%s cannot report object times" % self.describe())
+
+    def leftovers(self, prefix: str) -> Iterator[Leftover]:
+        """Uncommitted writes below ``prefix``; a listing that fails raises."""
+        del prefix
+        return iter(())
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        self.delete(leftover.key)
+
+    def tidy(self, prefix: str) -> None:
+        """Remove what an emptied ``prefix`` leaves behind (empty directories); best effort."""
 
     def check(self, *, create: bool = True) -> None:
         """Fail early, with the cause, if the repository cannot be reached (``create=False``:
@@ -244,6 +286,40 @@ class LocalRepository(Repository):
             for name in files:
                 if not name.startswith(_TMP_MARK):
                     yield name if rel == "." else rel.replace(os.sep, "/") + "/" + name
+
+    def info(self, key: str) -> ObjectInfo:
+        try:
+            st = os.stat(self.path_of(key))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError("%s has no %s" % (self.describe(), key)) from None
+        except OSError as exc:
+            raise self.error(exc, "reading", key) from None
+        return ObjectInfo(st.st_size, datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc))
+
+    def leftovers(self, prefix: str) -> Iterator[Leftover]:
+        base = os.path.join(self.root, *check_key(prefix.rstrip("/")).split("/"))
+
+        def failed(exc: OSError) -> None:
+            if not (isinstance(exc, FileNotFoundError) and exc.filename == base):
+                raise self.error(exc, "listing", prefix)
+        for dirpath, _dirs, files in os.walk(base, onerror=failed):
+            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            for name in files:
+                if name.startswith(_TMP_MARK):
+                    key = rel + "/" + name
+                    try:
+                        found = self.info(key)
+                    except NotFoundError:
+                        continue  # its writer committed or aborted meanwhile
+                    yield Leftover(key, found.modified, "temp file", found.size)
+
+    def tidy(self, prefix: str) -> None:
+        base = os.path.join(self.root, *check_key(prefix.rstrip("/")).split("/"))
+        for dirpath, _dirs, _files in os.walk(base, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass  # not empty (or gone): leave it
 
     def delete(self, key: str) -> None:
         try:

@@ -22,6 +22,8 @@ from ansible_collections.lifeline.dr.plugins.module_utils.errors import (
     RepositoryError,
 )
 from ansible_collections.lifeline.dr.plugins.module_utils.repository import (
+    Leftover,
+    ObjectInfo,
     ObjectWriter,
     Repository,
     check_key,
@@ -279,6 +281,28 @@ class S3Repository(Repository):
         for page in self.call("listing", prefix or "/", list, pages):
             for obj in page.get("Contents", []):
                 yield obj["Key"][len(root):]
+
+    def info(self, key: str) -> ObjectInfo:
+        resp = self.call("checking", key, self.client.head_object, Bucket=self.bucket, Key=self.full_key(key))
+        return ObjectInfo(int(resp["ContentLength"]), resp["LastModified"])
+
+    def leftovers(self, prefix: str) -> Iterator[Leftover]:
+        """Multipart uploads never completed or aborted (a killed writer leaves them, and they
+        are billed); the whole listing is read before anything is yielded, so it fails whole."""
+        root = self.prefix + "/" if self.prefix else ""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=root + check_key(prefix.rstrip("/")) + "/")
+        for page in self.call("listing multipart uploads under", prefix, list, pages):
+            for upload in page.get("Uploads", []):
+                yield Leftover(upload["Key"][len(root):], upload["Initiated"], "multipart upload",
+                               handle=upload["UploadId"])
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        if not leftover.handle:
+            self.delete(leftover.key)
+            return
+        self.call("aborting the multipart upload of", leftover.key, self.client.abort_multipart_upload,
+                  Bucket=self.bucket, Key=self.full_key(leftover.key), UploadId=leftover.handle)
 
     def delete(self, key: str) -> None:
         self.call("deleting", key, self.client.delete_object, Bucket=self.bucket, Key=self.full_key(key))

@@ -246,7 +246,7 @@ def backup(module: AnsibleModule) -> dict:
     p = module.params
     outcome = run_backup(components.get("files").backup(p), config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
     result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="members")
     result["skipped_paths"] = outcome.skipped
     if outcome.skipped and not outcome.failed:  # backup_result warned about repositories already

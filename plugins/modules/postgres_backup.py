@@ -205,7 +205,7 @@ def backup(module: AnsibleModule) -> dict:
     component = components.get("postgres").backup(p)
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
     result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="database")
     if outcome.manifest:
         result["databases"] = outcome.manifest.facts.get("databases", [])

@@ -200,7 +200,7 @@ def backup(module: AnsibleModule) -> dict:
     component = components.get("redis").backup(p)
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
     return backup_result(module, outcome, require_all=p["require_all_repositories"], details=_details)
 
 

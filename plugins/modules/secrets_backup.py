@@ -175,7 +175,7 @@ def backup(module: AnsibleModule) -> dict:
     try:
         outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                              host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                             lock_wait=p["lock_timeout"], check_mode=module.check_mode)
+                             lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
     finally:
         for warning in component.warnings:
             module.warn(warning)

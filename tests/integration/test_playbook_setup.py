@@ -125,3 +125,14 @@ def test_setup_again_changes_nothing(setup_run):
 
     assert again.returncode == 0, again.stdout
     assert re.search(r"source-db\s*:\s*ok=\d+\s+changed=0\s", again.stdout), again.stdout
+
+
+def test_the_setup_config_carries_the_prune_policy_and_the_cli_prunes_with_it(setup_run):
+    config = _config(setup_run)
+    assert (config["keep_daily"], config["keep_weekly"], config["keep_monthly"]) == (7, 4, 12)
+    assert config["pin_labels"] == ["keep"] and config["orphan_age_hours"] == 24
+    dry = _cli(setup_run, "prune", "--component", "postgres", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert report["status"] == "planned" and report["deleted"] == 0
+    assert all(p["action"] == "keep" for p in report["plan"])  # one backup at most: the newest stays
