@@ -5,12 +5,18 @@
 at a shell when the controller (or AWX) is down.
 
   lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data]
+           [--min-interval 12h] [--label daily|weekly|monthly] [--lock-wait SECONDS]
   lifeline [--config F] list [--component C] [--host H]
   lifeline [--config F] verify [--component C] [--host H] [--point P]
 
 The config file is JSON with the modules' option names (written 0600 by the common role).
 Secrets may come from files named in the environment instead: LIFELINE_PG_PASSWORD (the value),
+LIFELINE_PASSWORD_FILE (the component's login password, e.g. a systemd credential),
 LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
+
+``backup --min-interval`` (or ``min_interval`` in the config) skips the run, exit 0 and a
+"skipped" line, when a backup that stands in for it finished within that time (recent.py):
+timers and AWX schedules firing for one host take one backup, not two.
 
 Exit codes (stable, for timers and monitoring):
   0 ok, 1 partial (stored in some repositories only),
@@ -28,6 +34,7 @@ import sys
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, LifelineError
+from ansible_collections.lifeline.dr.plugins.module_utils.recent import TIERS, parse_interval
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_backup
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -47,6 +54,10 @@ def load_config(path: str) -> dict:
         raise ConfigError("config file %s must hold a JSON object" % path)
     if os.environ.get("LIFELINE_PG_PASSWORD"):
         params["login_password"] = os.environ["LIFELINE_PG_PASSWORD"]
+    if os.environ.get("LIFELINE_PASSWORD_FILE"):
+        # One trailing line break is the file's, not the password's.
+        text = config.read_secret_file(os.environ["LIFELINE_PASSWORD_FILE"], "password")
+        params["login_password"] = text[:-1] if text.endswith("\n") else text
     if os.environ.get("LIFELINE_IDENTITY_FILE"):
         params["identity"] = config.read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
     if os.environ.get("LIFELINE_SIGNING_KEY_FILE"):
@@ -67,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("component", choices=components.names())
     backup.add_argument("--database", action="append", default=[], help="postgres: one database (repeatable)")
     backup.add_argument("--scope", choices=["full", "schema", "data"], default="full", help="postgres: what to dump")
+    backup.add_argument("--min-interval", help="skip (exit 0) when a backup finished within this time, e.g. 12h")
+    backup.add_argument("--label", choices=TIERS, help="schedule tier recorded in the manifest")
+    backup.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for a running backup")
     for name in ("list", "verify"):
         cmd = sub.add_parser(name, help="list the catalog" if name == "list" else "verify a backup")
         cmd.add_argument("--component", default="postgres", choices=components.names())
@@ -76,17 +90,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backup(args, params: dict, *, site: str, host: str) -> int:
+    interval = args.min_interval if args.min_interval is not None else params.get("min_interval")
+    min_interval = parse_interval(interval) if interval not in (None, "") else None
+    component = components.get(args.component).backup(dict(params, databases=args.database, scope=args.scope))
+    if args.label:
+        component.labels.append(args.label)
+    outcome = run_backup(component, config.repositories(params), config.codec(params),
+                         site=site, host=host, state_dir=config.state_dir(params),
+                         signer=config.signer(params), lock_wait=args.lock_wait, min_interval=min_interval)
+    _emit(outcome.to_dict())
+    if outcome.status is Status.SKIPPED:
+        sys.stderr.write("lifeline: %s\n" % outcome.message)
+    return EXIT_PARTIAL if outcome.status is Status.PARTIAL else EXIT_OK
+
+
 def run(args, params: dict) -> int:
     host = args.host if getattr(args, "host", None) else config.host_name(params)
     site = params.get("site", "default")
     if args.command == "backup":
-        component = components.get(args.component)
-        options = dict(params, databases=args.database, scope=args.scope)
-        outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
-                             site=site, host=host, state_dir=config.state_dir(params),
-                             signer=config.signer(params))
-        _emit(outcome.to_dict())
-        return EXIT_OK if outcome.status is Status.OK else EXIT_PARTIAL
+        return _backup(args, params, site=site, host=host)
     catalog = config.catalog(params)
     if args.command == "list":
         entries = catalog.entries(site=site, host=host, component=args.component)
