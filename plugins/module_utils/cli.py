@@ -55,9 +55,12 @@ def load_config(path: str) -> dict:
     if os.environ.get("LIFELINE_PG_PASSWORD"):
         params["login_password"] = os.environ["LIFELINE_PG_PASSWORD"]
     if os.environ.get("LIFELINE_PASSWORD_FILE"):
-        # One trailing line break is the file's, not the password's.
+        # One trailing line break is the file's, not the password's; an empty file (a component
+        # scheduled without a password) leaves the configuration's login as it is.
         text = config.read_secret_file(os.environ["LIFELINE_PASSWORD_FILE"], "password")
-        params["login_password"] = text[:-1] if text.endswith("\n") else text
+        text = text[:-1] if text.endswith("\n") else text
+        if text:
+            params["login_password"] = text
     if os.environ.get("LIFELINE_IDENTITY_FILE"):
         params["identity"] = config.read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
     if os.environ.get("LIFELINE_SIGNING_KEY_FILE"):

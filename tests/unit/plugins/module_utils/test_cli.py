@@ -101,6 +101,8 @@ def test_the_login_password_can_come_from_a_file_named_in_the_environment(tmp_pa
     monkeypatch.setenv("LIFELINE_PASSWORD_FILE", str(secret))
     # one trailing line break belongs to the file; the spaces belong to the password
     assert cli.load_config(write_config(tmp_path))["login_password"] == "pass: with spaces "
+    secret.write_text("")  # a component scheduled without a password
+    assert "login_password" not in cli.load_config(write_config(tmp_path))
     monkeypatch.setenv("LIFELINE_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="password file .*missing"):
         cli.load_config(write_config(tmp_path))
