@@ -34,7 +34,7 @@ import sys
 from ansible_collections.lifeline.dr.plugins.module_utils import components, config
 from ansible_collections.lifeline.dr.plugins.module_utils.backup import Status, run_backup
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import ConfigError, IntegrityError, LifelineError
-from ansible_collections.lifeline.dr.plugins.module_utils.recent import TIERS, parse_interval
+from ansible_collections.lifeline.dr.plugins.module_utils.recent import TIERS
 from ansible_collections.lifeline.dr.plugins.module_utils.verify import verify_backup
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -94,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _backup(args, params: dict, *, site: str, host: str) -> int:
-    interval = args.min_interval if args.min_interval is not None else params.get("min_interval")
-    min_interval = parse_interval(interval) if interval not in (None, "") else None
+    if args.min_interval is not None:
+        params = dict(params, min_interval=args.min_interval)
+    min_interval = config.min_interval(params)  # a malformed one fails before anything runs
     component = components.get(args.component).backup(dict(params, databases=args.database, scope=args.scope))
     if args.label:
         component.labels.append(args.label)

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from lifeline_it import PYTHON, child_env, manifests_under
+from lifeline_it import PYTHON, adhoc, child_env, manifests_under
 
 from ansible_collections.lifeline.dr.plugins.module_utils.errors import SourceError
 
@@ -90,3 +90,22 @@ def test_a_malformed_min_interval_is_a_config_error(host_config):
     run = lifeline(host_config, "backup", "postgres", "--min-interval", "twelve hours")
     assert run.returncode == 3 and "12h, 90m, 1d12h" in run.stderr
     assert manifests_under(host_config["repo"]) == []
+
+
+def test_postgres_backup_module_with_min_interval_skips_unchanged_after_the_timers_backup(host_config, params):
+    # the timer's run (host CLI), then an AWX job (the module) within the interval
+    timer = lifeline(host_config, "backup", "postgres", "--label", "daily")
+    assert timer.returncode == 0, timer.stderr
+    args = {k: params[k] for k in ("repositories", "recipients", "login_host", "port", "login_password",
+                                   "state_dir", "signing_key", "trusted_signers")}
+    args.update(site="it", host="src", min_interval="12h")
+
+    rc, result, output = adhoc("lifeline.dr.postgres_backup", args)
+
+    assert rc == 0, output
+    assert result["status"] == "skipped" and result["changed"] is False and result["backup_id"] is None
+    assert json.loads(timer.stdout)["backup_id"] in result["message"]
+    assert len(manifests_under(host_config["repo"])) == 1
+    rc, result, output = adhoc("lifeline.dr.postgres_backup", dict(args, min_interval="0"))
+    assert rc == 0 and result["status"] == "ok" and result["changed"] is True, output
+    assert len(manifests_under(host_config["repo"])) == 2
