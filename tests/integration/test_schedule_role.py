@@ -101,6 +101,11 @@ def test_a_calendar_systemd_rejects_fails_at_setup_naming_the_variable_before_an
     assert run.returncode != 0
     said = " ".join(run.stdout.split())
     assert "lifeline_schedule_weekly_calendar (Sunday at three) is not a systemd calendar expression" in said
+    # the timers it would have enabled: one per component of the host's groups and tier
+    for tier in ("daily", "weekly", "monthly"):
+        for component in ("postgres", "files"):
+            assert "lifeline-backup-%s@%s.timer" % (tier, component) in said
+    assert "lifeline-backup-daily@redis.timer" not in said and "lifeline-prune.timer" not in said
     assert not (tmp_path / "etc").exists() and not (tmp_path / "systemd").exists()
 
 
