@@ -207,11 +207,22 @@ options:
     default: true
   labels:
     description:
-      - Labels recorded in the signed manifest (letters, digits, C(.), C(_), C(-)). C(keep) pins
+      - Labels recorded in the signed manifest (letters, digits, C(.), C(_), C(-)). C(daily), C(weekly) and
+        C(monthly) name the schedule tier (see O(min_interval)); C(keep) pins
         the backup, so M(lifeline.dr.backup_prune) never deletes it (see its O(lifeline.dr.backup_prune#module:pin_labels)).
     type: list
     elements: str
     default: []
+  min_interval:
+    description:
+      - Skip the backup (C(status=skipped), not changed) when one that stands in for it finished
+        within this time, e.g. C(12h), C(90m), C(1d12h) or seconds; C(0) or unset never skips.
+      - It stands in when it is a full or incremental backup of the same host and component (of the
+        same kind for schema- or data-only runs), not a restore's safety backup, stored in every
+        repository, signed by this host's key, and of the same schedule tier or a longer one.
+        Checked under the lock, so a timer and an AWX job started together take one backup.
+      - C(backup.yml) maps C(lifeline_backup_min_interval) here (set it on scheduled AWX jobs).
+    type: str
 """
     REDIS = r"""
 options:

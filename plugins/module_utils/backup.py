@@ -11,6 +11,7 @@ an outcome record that monitoring reads.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import os
@@ -32,6 +33,7 @@ from ansible_collections.lifeline.dr.plugins.module_utils.manifest import (
     check_name,
     new_backup_id,
 )
+from ansible_collections.lifeline.dr.plugins.module_utils.recent import recent_backup, skip_message
 from ansible_collections.lifeline.dr.plugins.module_utils.signing import Signer
 from ansible_collections.lifeline.dr.plugins.module_utils.timeutil import isotime, utcnow
 from ansible_collections.lifeline.dr.plugins.module_utils.crypto import new_encryptor
@@ -46,6 +48,7 @@ class Status(str, enum.Enum):
     PARTIAL = "partial"      # stored in some repositories only, or some source paths were skipped
     FAILED = "failed"
     PLANNED = "planned"      # check mode: what a run would do
+    SKIPPED = "skipped"      # a backup within min_interval exists (recent.py); nothing written
 
 
 @dataclasses.dataclass
@@ -179,18 +182,23 @@ def _partial_message(outcome: Outcome) -> str:
 
 def run_backup(component: Component, repositories: Sequence[Repository], codec: Codec, *,
                site: str, host: str, state_dir: str, signer: Signer, lock_wait: float = 0.0,
-               check_mode: bool = False, labels: Sequence[str] = ()) -> Outcome:
+               check_mode: bool = False, labels: Sequence[str] = (),
+               min_interval: datetime.timedelta | None = None) -> Outcome:
     """Back up ``component`` into every repository; return the outcome (raises on failure).
 
     The manifest is signed with ``signer``, the host's own key: restores accept only manifests
     signed by a key trusted for the host they name. ``labels`` join the component's own in the
-    manifest (``keep`` pins the backup against prune).
+    manifest (``keep`` pins the backup against prune; ``daily``/``weekly``/``monthly`` name the
+    schedule tier). With ``min_interval`` the run is SKIPPED when a backup that stands in for this
+    one finished within it (recent.py); the check runs under the lock, so a timer and an AWX job
+    started together take one backup, not two.
     """
     backup_prefix(site, host, component.name)  # validates names before anything runs
     for label in labels:
         check_name("label", label)
         if label == "safety":
             raise ConfigError("the label 'safety' is reserved for the backup a restore takes before it replaces data")
+    labels = list(component.labels) + [x for x in labels if x not in component.labels]
     if not isinstance(signer, Signer):
         raise TypeError("run_backup needs the host's Signer")
     new_encryptor(codec.encryption, recipients=codec.recipients, aes_key=codec.aes_key)  # keys present?
@@ -198,8 +206,21 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
     outcome = Outcome(status=Status.FAILED)
     started = utcnow()
     locked = False
+
+    def recent() -> bool:
+        now = utcnow()
+        entry = recent_backup(repositories, site=site, host=host, component=component.name,
+                              kind=component.kind, labels=labels, signer=signer,
+                              min_interval=min_interval, now=now) if min_interval else None
+        if entry is not None:
+            outcome.status = Status.SKIPPED
+            outcome.message = skip_message(entry, component=component.name, min_interval=min_interval, now=now)
+        return entry is not None
+
     try:
         if check_mode:
+            if recent():
+                return outcome
             # Nothing is written in check mode: no lock file, no repository directories.
             run = _Run.checked(repositories, create=False)
             component.prepare()
@@ -209,6 +230,8 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
             return outcome
         with Lock(os.path.join(state_dir, "locks"), status_name, wait=lock_wait):
             locked = True
+            if recent():
+                return outcome
             run = _Run.checked(repositories, create=True)
             component.prepare()
             backup_id = new_backup_id(started)
@@ -222,7 +245,7 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
                     consistent_at=component.consistent_at or isotime(started),
                     compression=codec.compression.value, encryption=codec.encryption.value,
                     key_id=codec.key_id(), artifacts=artifacts, tools=component.tools,
-                    facts=_facts(component), labels=list(component.labels) + [x for x in labels if x not in component.labels],
+                    facts=_facts(component), labels=labels,
                     parent_id=component.parent_id)
                 manifest.validate("the new manifest")
                 _commit_manifest(run, manifest, signer)
@@ -247,8 +270,9 @@ def run_backup(component: Component, repositories: Sequence[Repository], codec: 
         raise
     finally:
         component.close()
-        # A run the lock refused did not run: it must not overwrite the running one's record.
-        if locked:
+        # A run the lock refused did not run: it must not overwrite the running one's record; a
+        # skipped run keeps the record of the backup that made it unnecessary.
+        if locked and outcome.status is not Status.SKIPPED:
             write_status(state_dir, status_name, {
                 "status": outcome.status.value, "message": outcome.message, "started": isotime(started),
                 "finished": isotime(utcnow()),

@@ -4,7 +4,8 @@
 """The host-side CLI: the same engine the modules run, for systemd timers and for an operator
 at a shell when the controller (or AWX) is down.
 
-  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data] [--label L ...]
+  lifeline [--config F] backup COMPONENT [--database D ...] [--scope full|schema|data]
+           [--min-interval 12h] [--label L ...] [--lock-wait SECONDS]
   lifeline [--config F] list [--component C] [--host H]
   lifeline [--config F] verify [--component C] [--host H] [--point P]
   lifeline [--config F] prune [--component C ...] [--dry-run]
@@ -19,7 +20,12 @@ options sit in a section named after it (``"redis": {"login_host", "port", ...}`
 only, so Redis's ``port`` is not PostgreSQL's. A section's password comes from the file its
 ``login_password_file`` names (0600, written by the common role), never from the config itself.
 Secrets may come from the environment instead: LIFELINE_PG_PASSWORD, LIFELINE_REDIS_PASSWORD
-(the values), LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
+(the values), LIFELINE_PASSWORD_FILE (a file holding the login password, e.g. a systemd
+credential), LIFELINE_IDENTITY_FILE, LIFELINE_SIGNING_KEY_FILE.
+
+``backup --min-interval`` (or ``min_interval`` in the config) skips the run, exit 0 and a
+"skipped" line, when a backup that stands in for it finished within that time (recent.py):
+timers and AWX schedules firing for one host take one backup, not two.
 
 Exit codes (stable, for timers and monitoring):
   0 ok (prune: also a dry run), 1 partial (stored in some repositories only; prune: a component
@@ -58,6 +64,13 @@ def load_config(path: str) -> dict:
         raise ConfigError("config file %s must hold a JSON object" % path)
     if os.environ.get("LIFELINE_PG_PASSWORD"):
         params["login_password"] = os.environ["LIFELINE_PG_PASSWORD"]
+    if os.environ.get("LIFELINE_PASSWORD_FILE"):
+        # One trailing line break is the file's, not the password's; an empty file (a component
+        # scheduled without a password) leaves the configuration's login as it is.
+        text = config.read_secret_file(os.environ["LIFELINE_PASSWORD_FILE"], "password")
+        text = text[:-1] if text.endswith("\n") else text
+        if text:
+            params["login_password"] = text
     if os.environ.get("LIFELINE_IDENTITY_FILE"):
         params["identity"] = config.read_secret_file(os.environ["LIFELINE_IDENTITY_FILE"], "identity")
     if os.environ.get("LIFELINE_SIGNING_KEY_FILE"):
@@ -98,7 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("component", choices=components.names())
     backup.add_argument("--database", action="append", default=[], help="postgres: one database (repeatable)")
     backup.add_argument("--scope", choices=["full", "schema", "data"], default="full", help="postgres: what to dump")
-    backup.add_argument("--label", action="append", default=[], help="a label for the manifest; 'keep' pins it (repeatable)")
+    backup.add_argument("--min-interval", help="skip (exit 0) when a backup finished within this time, e.g. 12h")
+    backup.add_argument("--label", action="append", default=[],
+                        help="a label for the manifest (repeatable): daily|weekly|monthly name the schedule tier, 'keep' pins it")
+    backup.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for a running backup")
     for name in ("list", "verify"):
         cmd = sub.add_parser(name, help="list the catalog" if name == "list" else "verify a backup")
         cmd.add_argument("--component", default="postgres", choices=components.names())
@@ -112,17 +128,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backup(args, params: dict, *, site: str, host: str) -> int:
+    if args.min_interval is not None:
+        params = dict(params, min_interval=args.min_interval)
+    min_interval = config.min_interval(params)  # a malformed one fails before anything runs
+    component = components.get(args.component)
+    options = dict(component_params(params, component.name), databases=args.database, scope=args.scope)
+    outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
+                         site=site, host=host, state_dir=config.state_dir(params),
+                         signer=config.signer(params), lock_wait=args.lock_wait, min_interval=min_interval,
+                         labels=args.label)
+    _emit(outcome.to_dict())
+    if outcome.status is Status.SKIPPED:
+        sys.stderr.write("lifeline: %s\n" % outcome.message)
+    return EXIT_PARTIAL if outcome.status is Status.PARTIAL else EXIT_OK
+
+
 def run(args, params: dict) -> int:
     host = args.host if getattr(args, "host", None) else config.host_name(params)
     site = params.get("site", "default")
     if args.command == "backup":
-        component = components.get(args.component)
-        options = dict(component_params(params, component.name), databases=args.database, scope=args.scope)
-        outcome = run_backup(component.backup(options), config.repositories(params), config.codec(params),
-                             site=site, host=host, state_dir=config.state_dir(params),
-                             signer=config.signer(params), labels=args.label)
-        _emit(outcome.to_dict())
-        return EXIT_OK if outcome.status is Status.OK else EXIT_PARTIAL
+        return _backup(args, params, site=site, host=host)
     if args.command == "prune":
         report = prune_with(dict(params, components=args.component or params.get("components")),
                             check_mode=args.dry_run)

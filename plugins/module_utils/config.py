@@ -118,5 +118,12 @@ def host_name(params: dict) -> str:
     return params.get("host") or socket.gethostname().split(".")[0]
 
 
+def min_interval(params: dict):
+    """``min_interval`` as a timedelta, or None when unset: a backup then always runs."""
+    from ansible_collections.lifeline.dr.plugins.module_utils.recent import parse_interval  # pylint: disable=import-outside-toplevel
+    value = params.get("min_interval")
+    return None if value in (None, "") else parse_interval(value)
+
+
 def state_dir(params: dict) -> str:
     return params.get("state_dir") or DEFAULT_STATE_DIR

@@ -124,7 +124,8 @@ def run(module: AnsibleModule, func, **result) -> None:
 def backup_spec() -> dict:
     """Options every *_backup module shares (doc fragment lifeline.dr.repository.backup)."""
     return dict(lock_timeout=dict(type="int", default=0), require_all_repositories=dict(type="bool", default=True),
-                labels=dict(type="list", elements="str", default=[]))
+                labels=dict(type="list", elements="str", default=[]),
+                min_interval=dict(type="str"))
 
 
 #: a *_backup module's result before (or without) an outcome: run(module, func, **BACKUP_FAILED)
@@ -138,7 +139,7 @@ def backup_result(module: AnsibleModule, outcome, *, require_all: bool, meta_key
     (e.g. ``path``) and ``details(manifest)`` for the component's own keys; fails the task
     (keeping what was stored) when a repository was left out and ``require_all``, else warns."""
     result = outcome.to_dict()
-    result["changed"] = True
+    result["changed"] = outcome.status.value != "skipped"  # a skipped run wrote nothing
     if outcome.manifest:
         m = outcome.manifest
         result.update(consistent_at=m.consistent_at, artifacts=[

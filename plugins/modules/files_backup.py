@@ -139,7 +139,7 @@ backup_id:
 status:
   description:
     - C(ok); C(partial) (stored, but in some repositories only, or some paths could not be read, see
-      RV(skipped_paths)); C(failed); C(planned) (check mode).
+      RV(skipped_paths)); C(failed); C(planned) (check mode); C(skipped) (O(min_interval)).
   returned: always
   type: str
   sample: partial
@@ -246,7 +246,8 @@ def backup(module: AnsibleModule) -> dict:
     p = module.params
     outcome = run_backup(components.get("files").backup(p), config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"],
+                         min_interval=config.min_interval(p))
     result = backup_result(module, outcome, require_all=p["require_all_repositories"], meta_key="members")
     result["skipped_paths"] = outcome.skipped
     if outcome.skipped and not outcome.failed:  # backup_result warned about repositories already

@@ -109,7 +109,7 @@ backup_id:
   type: str
   sample: 20261123T020000Z-4f2a
 status:
-  description: C(ok), C(partial) (stored in some repositories only), C(failed) or C(planned) (check mode).
+  description: C(ok), C(partial) (stored in some repositories only), C(failed), C(planned) (check mode) or C(skipped) (O(min_interval)).
   returned: always
   type: str
   sample: ok
@@ -200,7 +200,8 @@ def backup(module: AnsibleModule) -> dict:
     component = components.get("redis").backup(p)
     outcome = run_backup(component, config.repositories(p), config.codec(p), site=p["site"],
                          host=config.host_name(p), state_dir=config.state_dir(p), signer=config.signer(p),
-                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"])
+                         lock_wait=p["lock_timeout"], check_mode=module.check_mode, labels=p["labels"],
+                         min_interval=config.min_interval(p))
     return backup_result(module, outcome, require_all=p["require_all_repositories"], details=_details)
 
 

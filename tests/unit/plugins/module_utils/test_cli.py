@@ -117,3 +117,23 @@ def test_a_bad_section_or_missing_password_file_is_a_config_error_naming_it(tmp_
     missing = str(tmp_path / "nope")
     with pytest.raises(ConfigError, match="redis password file %s" % missing):
         cli.component_params({"redis": {"login_password_file": missing}}, "redis")
+
+
+def test_the_login_password_can_come_from_a_file_named_in_the_environment(tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    secret.write_text("pass: with spaces \n")
+    monkeypatch.setenv("LIFELINE_PASSWORD_FILE", str(secret))
+    # one trailing line break belongs to the file; the spaces belong to the password
+    assert cli.load_config(write_config(tmp_path))["login_password"] == "pass: with spaces "
+    secret.write_text("")  # a component scheduled without a password
+    assert "login_password" not in cli.load_config(write_config(tmp_path))
+    monkeypatch.setenv("LIFELINE_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="password file .*missing"):
+        cli.load_config(write_config(tmp_path))
+
+
+def test_a_malformed_min_interval_exits_3_before_anything_runs(tmp_path, capsys):
+    config = write_config(tmp_path, repositories=[{"path": str(tmp_path / "repo")}], state_dir=str(tmp_path / "s"))
+    assert cli.main(["backup", "files", "--min-interval", "soon"], default_config=config) == ConfigError.exit_code
+    assert "min_interval 'soon' is not a duration" in capsys.readouterr().err
+    assert not (tmp_path / "repo").exists()
