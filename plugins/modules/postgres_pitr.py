@@ -447,6 +447,7 @@ pgbackrest_verify:
 verified:
   description: Whether the archive and the backups verified.
   returned: action is verify
+  type: bool
 integrity:
   description: WAL-G's integrity status (OK, or WARNING while segments are still uploading; a lost range fails the task).
   returned: action is verify
