@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql postgresql-client redis-server pgbackrest rsync zstd age
               tar acl attr restic  # tar/acl/attr: files tests; restic: the files benchmark
+              openssh-server       # sshd the rsync-over-SSH test starts on loopback (never the system one)
               podman runc debootstrap python3-venv python3-pip make git)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -95,7 +95,8 @@ def _files() -> ComponentType:
         common = dict(exclude=p.get("exclude") or [], site=p.get("site") or "default", host=config.host_name(p),
                       state_dir=config.state_dir(p))
         if (p.get("method") or "tar") == "rsync":
-            return RsyncComponent(p.get("paths") or [], target=p.get("rsync_target") or "", **common)
+            return RsyncComponent(p.get("paths") or [], target=p.get("rsync_target") or "",
+                                  ssh_config=p.get("rsync_ssh_config") or None, **common)
         return FilesComponent(p.get("paths") or [], level=Level(p.get("level") or "auto"), **common)
 
     def restore(entry: Entry, codec: Codec, p: dict):
@@ -103,7 +104,8 @@ def _files() -> ComponentType:
         return FilesRestore(entry, codec, chain, FilesRestoreOptions(
             paths=p.get("paths") or None, root=p.get("root") or "/", replace=bool(p.get("replace")),
             staging_dir=p.get("staging_dir") or config.state_dir(p) + "/staging", state_dir=config.state_dir(p),
-            rsync_target=p.get("rsync_target") or None, allowed_paths=p.get("allowed_paths")))
+            rsync_target=p.get("rsync_target") or None, allowed_paths=p.get("allowed_paths"),
+            rsync_ssh_config=p.get("rsync_ssh_config") or None))
 
     return ComponentType("files", backup, lambda _p, _m: check_for, restore)
 

@@ -66,6 +66,7 @@ class FilesRestoreOptions:
     state_dir: str = "/var/lib/lifeline"
     rsync_target: str | None = None      # rsync backups: where this side keeps snapshots (required)
     allowed_paths: list | None = None    # the source's lifeline_files_paths; None: no restriction
+    rsync_ssh_config: str | None = None  # rsync backups on an SSH target: ssh -F this file
 
 
 def backed_up_paths(manifest: Manifest) -> list:
@@ -222,7 +223,8 @@ class FilesRestore(RestoreJob):
                     made[top] = Stage.made(stages[top])
             if self.location:
                 tree = self.fetch(self.tree, staging)
-                checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages, tree)
+                checks = self.phases.timed("copy", copy_snapshot, self.manifest, self.location, tops, stages, tree,
+                                           self.opts.rsync_ssh_config)
             else:
                 checks = self._extract_chain(tops, stages, staging)
             sources = {}

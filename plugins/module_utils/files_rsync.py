@@ -10,7 +10,9 @@ as for tar, with ``facts.method: rsync`` and ``facts.location``; its one artifac
 itemized change list (``files.rsync-log``), encrypted like any artifact, and the snapshot's file
 tree (``files.rsync-tree``, files_tree: every entry's type, mode, owner, content hash and xattrs),
 which a restore checks every copied entry against: the snapshot itself lies outside the signed
-repositories. Each snapshot is whole, so every rsync backup is ``full`` (no parent to restore first).
+repositories. Over SSH the tree is hashed from the sources after the copy and a dry-run checksum
+compare proves the remote snapshot equals it (``RsyncComponent.prove_remote``).
+Each snapshot is whole, so every rsync backup is ``full`` (no parent to restore first).
 """
 from __future__ import annotations
 
@@ -65,6 +67,16 @@ def check_location(text: str, what: str) -> str:
     return text.rstrip("/") or "/"
 
 
+def ssh_argv(ssh_config: str | None) -> list:
+    """rsync's ``-e`` for an SSH target: ``ssh -F <file>`` (port, identity, known hosts with
+    StrictHostKeyChecking) when ``ssh_config`` names one, else the user's own ssh configuration."""
+    if not ssh_config:
+        return []
+    if not _LOCAL_RE.match(ssh_config):
+        raise ConfigError("rsync_ssh_config %r must be an absolute path of letters, digits and '._/+-'" % ssh_config)
+    return ["-e", "ssh -F " + ssh_config]
+
+
 def implied_dirs(paths: list) -> int:
     """Ancestors --relative creates above the backed-up paths (rsync counts them as files)."""
     ancestors = set()
@@ -87,10 +99,12 @@ class _RsyncRun(Source):
     @contextlib.contextmanager
     def open(self):
         comp = self.comp
-        argv = ["rsync", *FLAGS, *["--exclude=" + p for p in comp.exclude]]
+        argv = ["rsync", *FLAGS, *ssh_argv(comp.ssh_config), *["--exclude=" + p for p in comp.exclude]]
         if comp.parent_location:
             argv.append("--link-dest=" + comp.parent_location.split(":", 1)[-1])
-        if not comp.remote:
+        if comp.remote:
+            argv.append("--mkpath")   # <target>/<site>/<host> may not exist yet (rsync 3.2.3+ at both ends)
+        else:
             os.makedirs(os.path.dirname(comp.location), mode=0o700, exist_ok=True)
         argv += ["--"] + comp.paths + [comp.location + "/"]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -120,7 +134,9 @@ class _RsyncRun(Source):
 
 
 class _SnapshotTree(Source):
-    """files_tree of the snapshot just written (a local target: the snapshot itself is read)."""
+    """files_tree of the snapshot just written. A local snapshot is read itself; over SSH the
+    local sources are read after the copy, then a dry-run checksum compare of the same sources
+    with the remote snapshot proves that what was hashed is what the snapshot holds."""
 
     name = TREE_ARTIFACT
     kind = TREE_KIND
@@ -133,12 +149,14 @@ class _SnapshotTree(Source):
     def open(self):
         comp = self.comp
         rels = [posixpath.relpath(p, "/") for p in comp.paths]
+        where = "the sources" if comp.remote else "the snapshot %s" % comp.location
         with tempfile.TemporaryFile() as out:
             try:
-                self.meta["entries"] = write_tree(comp.tree_base(), rels, out)
+                self.meta["entries"] = write_tree("/" if comp.remote else comp.location, rels, out)
             except OSError as exc:
-                raise SourceError("cannot read the snapshot %s to record its file tree: %s"
-                                  % (comp.location, exc)) from None
+                raise SourceError("cannot read %s to record the snapshot's file tree: %s" % (where, exc)) from None
+            if comp.remote:
+                comp.prove_remote()
             out.seek(0)
             yield out
 
@@ -148,15 +166,12 @@ class RsyncComponent(FilesComponent):
 
     state_suffix = "-rsync"
 
-    def __init__(self, paths, *, target: str, **kwargs) -> None:
+    def __init__(self, paths, *, target: str, ssh_config: str | None = None, **kwargs) -> None:
         super().__init__(paths, **kwargs)
         self.target = check_location(target or "", "the")
+        self.ssh_config = ssh_config
+        ssh_argv(ssh_config)   # a bad path fails before anything runs
         self.remote = not self.target.startswith("/")
-        if self.remote:
-            # The signed file tree is read from the snapshot written; over SSH it cannot be yet.
-            raise ConfigError("rsync to an SSH target (%s) is not supported: a restore checks every file against "
-                              "the snapshot's signed file tree, which is read from a local snapshot; use a local "
-                              "directory (a mounted share) as rsync_target" % self.target)
         self.location = ""
         self.parent_location = ""
         self.committed = False
@@ -194,8 +209,30 @@ class RsyncComponent(FilesComponent):
         yield _RsyncRun(self)
         yield _SnapshotTree(self)
 
-    def tree_base(self) -> str:
-        return self.location
+    def prove_remote(self) -> None:
+        """After the copy and the hashing of the sources: rsync's dry-run checksum compare of the
+        same sources with the remote snapshot. Any itemized difference (a file changed, created or
+        removed since the copy) fails the backup naming it: the signed tree would not describe the
+        snapshot and a restore would refuse it, so no manifest is committed for it."""
+        argv = ["rsync", "-n", "-c", "-aHAXS", "--numeric-ids", "--relative", "--delete", "--itemize-changes",
+                "--out-format=%i %n%L", *ssh_argv(self.ssh_config), *["--exclude=" + p for p in self.exclude],
+                "--", *self.paths, self.location + "/"]
+        try:
+            proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
+        except OSError as exc:
+            raise SourceError("cannot run rsync: %s" % exc.strerror) from None
+        out = proc.stdout.decode("utf-8", "replace")
+        if proc.returncode not in (0, 24):
+            raise SourceError("comparing %s with the snapshot %s failed (exit %d): %s"
+                              % (", ".join(self.paths), self.location, proc.returncode, tail(proc.stderr)))
+        names = {"/" + line.split(None, 1)[1].split(" -> ")[0].strip("/")
+                 for line in out.splitlines() if len(line.split(None, 1)) == 2}
+        # Only what the tree describes counts: directories --relative implies above the paths are not in it.
+        changed = sorted(n for n in names if any(n == p or n.startswith(p.rstrip("/") + "/") for p in self.paths))
+        if changed:
+            raise SourceError("%d paths changed while they were copied to %s (e.g. %s); the file tree would not "
+                              "describe the snapshot, so nothing was committed: run the backup again"
+                              % (len(changed), self.location, ", ".join(changed[:5])))
 
     def after_commit(self, manifest) -> None:
         os.makedirs(self.state_path, mode=0o700, exist_ok=True)
@@ -213,14 +250,15 @@ class RsyncComponent(FilesComponent):
             shutil.rmtree(self.location, ignore_errors=True)
 
 
-def copy_snapshot(manifest, location: str, tops: list, stages: dict, tree_path: str) -> list:
+def copy_snapshot(manifest, location: str, tops: list, stages: dict, tree_path: str,
+                  ssh_config: str | None = None) -> list:
     """rsync ``tops`` out of the snapshot at ``location`` into their staging directories (device
     nodes refused, as tar's are), then compare every copied entry with the signed file tree at
     ``tree_path``: the snapshot lies where other hosts may write."""
     checks = []
     for top in tops:
         rel = posixpath.relpath(top, "/")
-        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", "--",
+        argv = ["rsync", "-aHAXS", "--numeric-ids", "--relative", "--no-devices", *ssh_argv(ssh_config), "--",
                 "%s/./%s" % (location, rel), stages[top] + "/"]
         proc = subprocess.run(argv, capture_output=True, env=ENV, check=False)
         if proc.returncode != 0:

@@ -27,7 +27,7 @@ author:
 requirements:
   - python >= 3.9
   - GNU tar 1.30 or newer (Debian tar); Debian acl and attr to set ACLs and xattrs on restore
-  - rsync 3.1 or newer (Debian rsync), for O(method=rsync)
+  - rsync 3.1 or newer (Debian rsync), for O(method=rsync); for an SSH O(rsync_target) rsync 3.2.3 or newer at both ends and SSH access to the target
   - cryptography (Debian python3-cryptography), to encrypt and to sign the manifest
   - zstandard (Debian python3-zstandard), for O(compression=zstd)
   - boto3 (Debian python3-boto3), for S3 repositories
@@ -76,9 +76,17 @@ options:
     description:
       - For O(method=rsync), a local directory (letters, digits and C(._/+-) only; a mounted share for
         another machine). Snapshots land at C(<rsync_target>/<site>/<host>/<time>-<hex>/<path>).
-      - An SSH target C([user@]host:/dir) is refused, as the snapshot's file tree is read from the
-        snapshot written, which must be local.
+      - Or an SSH target C([user@]host:/dir). Its file tree is hashed from the local sources after
+        the copy, and a dry-run checksum compare of the sources with the remote snapshot
+        (C(rsync -n -c)) must find no difference, else the backup fails naming the files that changed
+        during it and commits nothing.
     type: str
+  rsync_ssh_config:
+    description:
+      - For an SSH O(rsync_target), an ssh_config file rsync's ssh reads (C(ssh -F)) with C(Port),
+        C(IdentityFile), C(UserKnownHostsFile) with C(StrictHostKeyChecking yes). Unset, the ssh
+        configuration of the user the module runs as applies.
+    type: path
 attributes:
   check_mode:
     description: Checks the paths and every repository and reports what would be backed up; writes nothing.
@@ -267,6 +275,7 @@ def main() -> None:
             level=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
             method=dict(type="str", default="tar", choices=["tar", "rsync"]),
             rsync_target=dict(type="str"),
+            rsync_ssh_config=dict(type="path"),
         )),
         required_if=[("method", "rsync", ["rsync_target"])],
         supports_check_mode=True,

@@ -72,7 +72,14 @@ options:
       - For backups made with C(method=rsync), the directory this side keeps snapshots under
         (C(lifeline_files_rsync_target)); required for them. The manifest's location must be exactly
         a snapshot of O(host) there (C(<rsync_target>/<site>/<host>/<time>-<hex>)), else it is refused.
+      - A local directory or an SSH target C([user@]host:/dir); either way every copied entry is checked
+        against the signed file tree before anything is moved into place.
     type: str
+  rsync_ssh_config:
+    description:
+      - For a snapshot on an SSH target, the ssh_config file to copy it back with (C(ssh -F)), as
+        for M(lifeline.dr.files_backup). Unset, this user's own ssh configuration applies.
+    type: path
   allowed_paths:
     description:
       - The directories a restore may write, as configured for the source host on the restoring side
@@ -287,6 +294,7 @@ def main() -> None:
             replace=dict(type="bool", default=False),
             staging_dir=dict(type="path"),
             rsync_target=dict(type="str"),
+            rsync_ssh_config=dict(type="path"),
             allowed_paths=dict(type="list", elements="str"),
         )),
         supports_check_mode=True,

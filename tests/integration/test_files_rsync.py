@@ -61,11 +61,6 @@ def test_rsync_restore_refuses_a_snapshot_outside_rsync_target_and_needs_rsync_t
     assert not os.path.exists(str(tmp_path / "r") + tree)
 
 
-def test_rsync_to_an_ssh_target_is_refused_before_anything_is_written(files_params, tree, tmp_path):  # noqa: F811
-    with pytest.raises(ConfigError, match="SSH target .* not supported"):
-        backup(files_params, paths=[tree], method="rsync", rsync_target="backup@vault.example.com:/srv/snapshots")
-
-
 def _swap_for_setuid_binary(path: str) -> None:
     """Another host that can write to the shared target swaps a file, keeping the entry count."""
     os.unlink(path)
